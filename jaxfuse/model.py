@@ -1,0 +1,200 @@
+"""The Res2NetFuse autoencoder: encoder, Res2Net block and decoder.
+
+Image convention for the whole package: NHWC ``float32`` with values in
+``[0, 255]`` (the authors feed raw 0–255 values, no normalisation); the model
+is grayscale, so ``C == 1`` for images and ``C == 64`` for features.
+
+The modules are Flax Linen modules, used functionally: parameters are a plain
+nested ``dict`` pytree made by :func:`init_params`, and :func:`encode`,
+:func:`decode` and :func:`reconstruct` are pure functions of ``(params, x)``
+that can be wrapped in ``jax.jit``, ``jax.vmap`` and ``jax.grad``. Linen is
+used rather than NNX because its parameters are already a plain dict (no graph
+state to split and merge), which keeps the public functions, Orbax checkpoints
+and the PyTorch state-dict mapping one-to-one. The architecture is read off the
+parameter tree, so no static config has to travel beside ``params``.
+
+Architecture (SPEC; paper Table I and Fig. 4; all convolutions stride 1, zero
+"same" padding, with bias)::
+
+    encoder: conv3 1→32 ReLU, conv3 32→64 ReLU (= c), φ = c + Res2Net(c)
+    Res2Net: conv1 64→64 ReLU; split into 4 groups x1..x4 of 16 channels;
+             y1 = x1, y2 = F(x2), y_i = F(x_i + y_{i-1}) (i = 3, 4);
+             concat; conv1 64→64 ReLU.  F = [conv3 16→16 ReLU] × 2
+    decoder: conv3 64→64, 64→32, 32→16 (ReLU), conv3 16→1 (none)
+
+``F`` uses ONE conv (one weight set) for both applications in all three
+groups in the authors' code, which produced the paper's numbers (the default,
+``shared=True``: 89,617 parameters); Table I reads as if each group had its
+own two convs (``shared=False``: 101,217 parameters). The residual add
+``c + branch(c)`` is in the authors' code but not in Table I.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Params = Any  # a nested dict of jax.Array
+
+SCALE = 4  # Res2Net scale s: groups in the hierarchical block
+RECEPTIVE_RADIUS = 12  # 12 stacked 3×3 convs on the longest path: a 25×25 window
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What distinguishes one network from another; stored in checkpoints.
+
+    Attributes:
+      arch: architecture name; only ``"res2netfuse"`` is defined.
+      shared: one conv for every application of ``F`` in the Res2Net block (the
+        authors' code) or separate convs per group and application (Table I).
+    """
+    arch: str = "res2netfuse"
+    shared: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _conv(in_features: int, features: int, kernel: int, name: str) -> nn.Conv:
+    # PyTorch's default Conv2d initialisation (kaiming-uniform with a = sqrt(5)
+    # for the kernel, U(±1/sqrt(fan_in)) for the bias), as the authors trained
+    # with it: with raw 0-255 inputs the initial scale matters.
+    bound = 1.0 / (in_features * kernel * kernel) ** 0.5
+
+    def bias_init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return nn.Conv(features, (kernel, kernel), padding="SAME", name=name,
+                   kernel_init=nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+                   bias_init=bias_init)
+
+
+class Res2NetBlock(nn.Module):
+    """The hierarchical Res2Net branch (paper Eq. 1), 64 → 64 channels."""
+    shared: bool = True
+
+    @nn.compact
+    def __call__(self, c: jax.Array) -> jax.Array:
+        h = nn.relu(_conv(64, 64, 1, "conv_in")(c))
+        xs = jnp.split(h, SCALE, axis=-1)
+        width = h.shape[-1] // SCALE
+        if self.shared:
+            conv = _conv(width, width, 3, "conv3")
+            convs = [[conv, conv] for _ in range(SCALE - 1)]
+        else:
+            convs = [[_conv(width, width, 3, f"conv3_g{g}_{j}") for j in range(2)]
+                     for g in range(SCALE - 1)]
+        ys = [xs[0]]
+        for i in range(1, SCALE):
+            z = xs[i] if i == 1 else xs[i] + ys[-1]
+            first, second = convs[i - 1]
+            ys.append(nn.relu(second(nn.relu(first(z)))))
+        return nn.relu(_conv(64, 64, 1, "conv_out")(jnp.concatenate(ys, axis=-1)))
+
+
+class Encoder(nn.Module):
+    """Two 3×3 convs then the Res2Net branch with a residual add: 1 → 64 channels."""
+    shared: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = nn.relu(_conv(1, 32, 3, "conv0")(x))
+        c = nn.relu(_conv(32, 64, 3, "conv1")(h))
+        return c + Res2NetBlock(self.shared, name="res2net")(c)
+
+
+class Decoder(nn.Module):
+    """Four 3×3 convs 64 → 64 → 32 → 16 → 1, ReLU on all but the last."""
+
+    @nn.compact
+    def __call__(self, f: jax.Array) -> jax.Array:
+        chans = (64, 64, 32, 16, 1)
+        for i in range(4):
+            f = _conv(chans[i], chans[i + 1], 3, f"conv{i}")(f)
+            f = nn.relu(f) if i < 3 else f
+        return f
+
+
+def _check_images(x, what: str, channels: int) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.ndim != 4 or x.shape[-1] != channels:
+        raise ValueError(f"{what} must be NHWC with C={channels}, got shape {x.shape}")
+    return x
+
+
+def config_from_params(params: Params) -> ModelConfig:
+    """Reads the architecture off a parameter tree."""
+    try:
+        block = params["encoder"]["res2net"]
+    except (KeyError, TypeError):
+        raise ValueError("not a Res2NetFuse parameter tree (no encoder/res2net)") from None
+    return ModelConfig(shared="conv3" in block)
+
+
+def init_params(key: jax.Array, config: ModelConfig = ModelConfig()) -> Params:
+    """Random parameters (Flax's default initialisers) for ``config``.
+
+    Returns ``{"encoder": ..., "decoder": ...}``; jitted, so building a model
+    costs one compile instead of one per initialiser.
+    """
+    if config.arch != "res2netfuse":
+        raise ValueError(f"unknown architecture {config.arch!r}")
+    return _init(key, config.shared)
+
+
+@jax.jit
+def _init_shared(key):
+    return _init_impl(key, True)
+
+
+@jax.jit
+def _init_separate(key):
+    return _init_impl(key, False)
+
+
+def _init(key, shared):
+    return _init_shared(key) if shared else _init_separate(key)
+
+
+def _init_impl(key, shared):
+    k1, k2 = jax.random.split(key)
+    x = jnp.zeros((1, 8, 8, 1), jnp.float32)
+    enc = Encoder(shared).init(k1, x)["params"]
+    dec = Decoder().init(k2, jnp.zeros((1, 8, 8, 64), jnp.float32))["params"]
+    return {"encoder": enc, "decoder": dec}
+
+
+def encode(params: Params, images: jax.Array) -> jax.Array:
+    """Deep features φ of ``images`` (NHWC, C=1, 0–255) → ``(N, H, W, 64)``."""
+    images = _check_images(images, "images", 1)
+    shared = config_from_params(params).shared
+    return Encoder(shared).apply({"params": params["encoder"]}, images)
+
+
+def decode(params: Params, features: jax.Array) -> jax.Array:
+    """Image from features ``(N, H, W, 64)`` → ``(N, H, W, 1)``, unclipped, ~0–255."""
+    features = _check_images(features, "features", 64)
+    return Decoder().apply({"params": params["decoder"]}, features)
+
+
+def reconstruct(params: Params, images: jax.Array) -> jax.Array:
+    """decode(encode(images)): the training network's output."""
+    return decode(params, encode(params, images))
+
+
+def count_params(params: Params) -> int:
+    """Total number of scalar parameters."""
+    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
