@@ -22,13 +22,19 @@ OUTPUT_EPS = 1e-5  # the authors' constant in the output min–max step
 
 
 @functools.partial(jax.jit, static_argnames=("strategy",))
-def fuse(params: model.Params, sources: jax.Array, *, strategy: str = "l1") -> jax.Array:
+def fuse(params: model.Params, sources: jax.Array, *, strategy: str = "l1",
+         mask: jax.Array | None = None, value_range=None) -> jax.Array:
     """Fuses k registered grayscale sources.
 
     Args:
       params: Res2NetFuse parameters.
       sources: ``(k, N, H, W, 1)`` float, 0–255; ``k ≥ 2`` sources of N images.
       strategy: a name in :data:`jaxfuse.strategies.STRATEGIES`.
+      mask: optional ``(N, H, W, 1)``, 1 on the true image and 0 on padding
+        (where ``sources`` must be 0): padded images then fuse exactly as
+        unpadded ones inside the mask (see :mod:`jaxfuse.engine`).
+      value_range: for ``strategy="mean"`` on a tile, the whole image's
+        feature-mean range (:func:`jaxfuse.strategies.mean_range`).
 
     Returns:
       The decoded fused images ``(N, H, W, 1)``, float, before the output step.
@@ -37,9 +43,12 @@ def fuse(params: model.Params, sources: jax.Array, *, strategy: str = "l1") -> j
     if sources.ndim != 5 or sources.shape[-1] != 1 or sources.shape[0] < 2:
         raise ValueError(f"sources must be (k>=2, N, H, W, 1), got {sources.shape}")
     k, n = sources.shape[:2]
-    feats = model.encode(params, sources.reshape((k * n,) + sources.shape[2:]))
+    flat_mask = None if mask is None else jnp.tile(mask, (k, 1, 1, 1))
+    feats = model.encode(params, sources.reshape((k * n,) + sources.shape[2:]), mask=flat_mask)
     feats = feats.reshape((k, n) + feats.shape[1:])
-    return model.decode(params, get_strategy(strategy)(feats))
+    kw = {"value_range": value_range} if value_range is not None else {}
+    fused = get_strategy(strategy)(feats, mask=mask, **kw)
+    return model.decode(params, fused, mask=mask)
 
 
 def to_uint8(images: jax.Array) -> jax.Array:
@@ -88,8 +97,9 @@ def fuse_pair(params: model.Params, ir: np.ndarray, vis: np.ndarray, *,
         BT.601 luma).
       vis: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, 0–255.
       strategy: fusion strategy name.
-      fuse_fn: optional replacement for :func:`fuse` with the same signature
-        (the tiled or bucketed engines use this).
+      fuse_fn: the engine, a function with the signature of :func:`fuse`;
+        default :func:`jaxfuse.engine.auto_fuse` (exact shape buckets, tiles
+        for very large images).
 
     Returns:
       ``(H, W)`` uint8 for a grayscale visible image; ``(H, W, 3)`` uint8 RGB
@@ -97,7 +107,8 @@ def fuse_pair(params: model.Params, ir: np.ndarray, vis: np.ndarray, *,
       with the infrared image, recombine the fused Y with the visible Cb and
       Cr, back to RGB (rounded and clipped to 0–255).
     """
-    fuse_fn = fuse_fn or fuse
+    if fuse_fn is None:
+        from jaxfuse.engine import auto_fuse as fuse_fn
     ir = np.asarray(ir, np.float32)
     vis = np.asarray(vis, np.float32)
     if ir.ndim == 3:

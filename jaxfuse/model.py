@@ -82,13 +82,24 @@ def _conv(in_features: int, features: int, kernel: int, name: str) -> nn.Conv:
                    bias_init=bias_init)
 
 
+def _act(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """ReLU, then zero outside the valid region when the image is padded.
+
+    Zeroing every layer's output outside the true image makes a padded image
+    compute exactly what the unpadded one does with "same" zero padding: the
+    next 3×3 conv sees zeros beyond the true border either way.
+    """
+    x = nn.relu(x)
+    return x if mask is None else x * mask
+
+
 class Res2NetBlock(nn.Module):
     """The hierarchical Res2Net branch (paper Eq. 1), 64 → 64 channels."""
     shared: bool = True
 
     @nn.compact
-    def __call__(self, c: jax.Array) -> jax.Array:
-        h = nn.relu(_conv(64, 64, 1, "conv_in")(c))
+    def __call__(self, c: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        h = _act(_conv(64, 64, 1, "conv_in")(c), mask)
         xs = jnp.split(h, SCALE, axis=-1)
         width = h.shape[-1] // SCALE
         if self.shared:
@@ -101,8 +112,8 @@ class Res2NetBlock(nn.Module):
         for i in range(1, SCALE):
             z = xs[i] if i == 1 else xs[i] + ys[-1]
             first, second = convs[i - 1]
-            ys.append(nn.relu(second(nn.relu(first(z)))))
-        return nn.relu(_conv(64, 64, 1, "conv_out")(jnp.concatenate(ys, axis=-1)))
+            ys.append(_act(second(_act(first(z), mask)), mask))
+        return _act(_conv(64, 64, 1, "conv_out")(jnp.concatenate(ys, axis=-1)), mask)
 
 
 class Encoder(nn.Module):
@@ -110,21 +121,21 @@ class Encoder(nn.Module):
     shared: bool = True
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = nn.relu(_conv(1, 32, 3, "conv0")(x))
-        c = nn.relu(_conv(32, 64, 3, "conv1")(h))
-        return c + Res2NetBlock(self.shared, name="res2net")(c)
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        h = _act(_conv(1, 32, 3, "conv0")(x), mask)
+        c = _act(_conv(32, 64, 3, "conv1")(h), mask)
+        return c + Res2NetBlock(self.shared, name="res2net")(c, mask)
 
 
 class Decoder(nn.Module):
     """Four 3×3 convs 64 → 64 → 32 → 16 → 1, ReLU on all but the last."""
 
     @nn.compact
-    def __call__(self, f: jax.Array) -> jax.Array:
+    def __call__(self, f: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         chans = (64, 64, 32, 16, 1)
         for i in range(4):
             f = _conv(chans[i], chans[i + 1], 3, f"conv{i}")(f)
-            f = nn.relu(f) if i < 3 else f
+            f = _act(f, mask) if i < 3 else f
         return f
 
 
@@ -177,22 +188,30 @@ def _init_impl(key, shared):
     return {"encoder": enc, "decoder": dec}
 
 
-def encode(params: Params, images: jax.Array) -> jax.Array:
-    """Deep features φ of ``images`` (NHWC, C=1, 0–255) → ``(N, H, W, 64)``."""
+def encode(params: Params, images: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    """Deep features φ of ``images`` (NHWC, C=1, 0–255) → ``(N, H, W, 64)``.
+
+    ``mask`` (``(N, H, W, 1)``, 1 inside the true image, 0 in padding) makes a
+    zero-padded image give exactly the features of the unpadded one inside
+    the mask (and zeros outside); ``images`` must be 0 outside it.
+    """
     images = _check_images(images, "images", 1)
     shared = config_from_params(params).shared
-    return Encoder(shared).apply({"params": params["encoder"]}, images)
+    return Encoder(shared).apply({"params": params["encoder"]}, images, mask)
 
 
-def decode(params: Params, features: jax.Array) -> jax.Array:
-    """Image from features ``(N, H, W, 64)`` → ``(N, H, W, 1)``, unclipped, ~0–255."""
+def decode(params: Params, features: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+    """Image from features ``(N, H, W, 64)`` → ``(N, H, W, 1)``, unclipped, ~0–255.
+
+    ``mask`` as in :func:`encode`; outputs outside it are meaningless (crop them).
+    """
     features = _check_images(features, "features", 64)
-    return Decoder().apply({"params": params["decoder"]}, features)
+    return Decoder().apply({"params": params["decoder"]}, features, mask)
 
 
-def reconstruct(params: Params, images: jax.Array) -> jax.Array:
+def reconstruct(params: Params, images: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
     """decode(encode(images)): the training network's output."""
-    return decode(params, encode(params, images))
+    return decode(params, encode(params, images, mask=mask), mask=mask)
 
 
 def count_params(params: Params) -> int:

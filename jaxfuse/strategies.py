@@ -1,11 +1,13 @@
 """Fusion strategies: how the features of k ≥ 2 sources become one feature map.
 
-Every strategy is a pure function ``f(features) -> fused`` where ``features``
+Every strategy is a pure function ``f(features, *, mask=None) -> fused`` where ``features``
 has shape ``(k, ..., H, W, C)`` (k sources first, then any batch dimensions,
 then one NHWC-style feature map per image) and ``fused`` has shape
 ``(..., H, W, C)``. Reductions that the paper does "over the image" use the
 ``H, W`` axes only, so the functions work unchanged on one image, on a batch,
-and under ``jax.vmap`` over any leading axis.
+and under ``jax.vmap`` over any leading axis. ``mask`` (``(..., H, W, 1)``,
+1 on the true image) restricts those reductions to the valid region of a
+padded image; per-pixel strategies ignore it.
 
 Paper references: Eq. 5–6 (l1-norm), Eq. 7–8 (mean, "soft-max").
 """
@@ -28,7 +30,7 @@ def _check(features) -> jax.Array:
     return features
 
 
-def l1_norm(features: jax.Array) -> jax.Array:
+def l1_norm(features: jax.Array, *, mask=None) -> jax.Array:
     """l1-norm strategy (paper Eq. 5–6), per pixel, no window (as the authors' code).
 
     a_i(x, y) = Σ_c |φ_i(x, y, c)|; w_i = a_i / Σ_j a_j; f = Σ_i w_i φ_i.
@@ -47,35 +49,48 @@ def l1_norm(features: jax.Array) -> jax.Array:
     return jnp.sum(weights * features, axis=0)
 
 
-def mean_softmax(features: jax.Array) -> jax.Array:
+def mean_range(features: jax.Array, *, mask=None) -> tuple[jax.Array, jax.Array]:
+    """Per-source min and max of the channel-mean map over ``H, W`` (valid region)."""
+    m = jnp.mean(features, axis=-1, keepdims=True)
+    if mask is None:
+        return jnp.min(m, axis=(-3, -2), keepdims=True), jnp.max(m, axis=(-3, -2), keepdims=True)
+    inside = mask > 0
+    lo = jnp.min(jnp.where(inside, m, jnp.inf), axis=(-3, -2), keepdims=True)
+    hi = jnp.max(jnp.where(inside, m, -jnp.inf), axis=(-3, -2), keepdims=True)
+    return lo, hi
+
+
+def mean_softmax(features: jax.Array, *, mask=None, value_range=None) -> jax.Array:
     """Mean ("soft-max") strategy (paper Eq. 7–8, authors' code).
 
     m_i = channel mean of φ_i; each m_i min–max normalised over its whole image,
     m_i ← (m_i − min)/(max − min + 1e-5); w_i = exp(m_i)/(Σ_j exp(m_j) + 1e-5);
     f = Σ_i w_i φ_i. The weights sum to slightly less than 1 (the 1e-5), as in
     the authors' code. A constant map normalises to 0 (never NaN).
+
+    ``value_range``: the ``(min, max)`` of :func:`mean_range` taken over the
+    whole image, for fusing one tile of a larger image exactly.
     """
     features = _check(features)
     m = jnp.mean(features, axis=-1, keepdims=True)
-    lo = jnp.min(m, axis=(-3, -2), keepdims=True)
-    hi = jnp.max(m, axis=(-3, -2), keepdims=True)
+    lo, hi = value_range if value_range is not None else mean_range(features, mask=mask)
     m = (m - lo) / (hi - lo + EPS)
     e = jnp.exp(m)
     weights = e / (jnp.sum(e, axis=0) + EPS)
     return jnp.sum(weights * features, axis=0)
 
 
-def addition(features: jax.Array) -> jax.Array:
+def addition(features: jax.Array, *, mask=None) -> jax.Array:
     """Sum of the sources' features (in the authors' code; DenseFuse's strategy)."""
     return jnp.sum(_check(features), axis=0)
 
 
-def average(features: jax.Array) -> jax.Array:
+def average(features: jax.Array, *, mask=None) -> jax.Array:
     """Mean of the sources' features."""
     return jnp.mean(_check(features), axis=0)
 
 
-def maximum(features: jax.Array) -> jax.Array:
+def maximum(features: jax.Array, *, mask=None) -> jax.Array:
     """Element-wise maximum of the sources' features."""
     return jnp.max(_check(features), axis=0)
 
