@@ -181,9 +181,9 @@ def random_model(seed: int = 0, *, shared: bool = True, scaled: bool = True) -> 
     """A model with seeded random weights, in eval mode.
 
     With ``scaled=False`` the weights are PyTorch's default initialisation,
-    under which activations shrink layer by layer (each conv roughly divides
-    the scale by 3 after the ReLU), so a 12-conv path turns 0–255 inputs into
-    outputs near the biases. ``scaled=True`` draws He-normal kernels
+    under which activations shrink layer by layer (kernel variance
+    1/(3·fan_in): each conv + ReLU divides the RMS by about √6), so a 12-conv
+    path turns 0–255 inputs into outputs near the biases. ``scaled=True`` draws He-normal kernels
     (std √(2/fan_in), which keeps the activation scale through ReLU layers)
     and N(0, 1) biases, so every layer, bias included, shapes outputs of
     0–255 magnitude: the test signal that weight-mapping bugs cannot hide in.
