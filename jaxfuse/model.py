@@ -32,6 +32,7 @@ own two convs (``shared=False``: 101,217 parameters). The residual add
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -49,9 +50,11 @@ class ModelConfig:
     """What distinguishes one network from another; stored in checkpoints.
 
     Attributes:
-      arch: architecture name; only ``"res2netfuse"`` is defined.
+      arch: ``"res2netfuse"`` (this paper) or ``"densefuse"`` (Li and Wu,
+        IEEE TIP 2019, the paper's main baseline; see :class:`DenseEncoder`).
       shared: one conv for every application of ``F`` in the Res2Net block (the
         authors' code) or separate convs per group and application (Table I).
+        Res2NetFuse only.
     """
     arch: str = "res2netfuse"
     shared: bool = True
@@ -68,7 +71,11 @@ class ModelConfig:
         return cls(**d)
 
 
-def _conv(in_features: int, features: int, kernel: int, name: str) -> nn.Conv:
+ARCHS = ("res2netfuse", "densefuse")
+
+
+def _conv(in_features: int, features: int, kernel: int, name: str,
+          padding: str = "SAME") -> nn.Conv:
     # PyTorch's default Conv2d initialisation (kaiming-uniform with a = sqrt(5)
     # for the kernel, U(±1/sqrt(fan_in)) for the bias), as the authors trained
     # with it: with raw 0-255 inputs the initial scale matters.
@@ -77,7 +84,7 @@ def _conv(in_features: int, features: int, kernel: int, name: str) -> nn.Conv:
     def bias_init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-    return nn.Conv(features, (kernel, kernel), padding="SAME", name=name,
+    return nn.Conv(features, (kernel, kernel), padding=padding, name=name,
                    kernel_init=nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
                    bias_init=bias_init)
 
@@ -127,14 +134,44 @@ class Encoder(nn.Module):
         return c + Res2NetBlock(self.shared, name="res2net")(c, mask)
 
 
+class DenseEncoder(nn.Module):
+    """DenseFuse's encoder (Li and Wu, IEEE TIP 2019, Fig. 1 / Table I).
+
+    conv3 1→16 ReLU, then a dense block of three conv3 layers with 16 outputs
+    each (ReLU) whose inputs are everything before, concatenated (16, 32, 48
+    channels in), giving 64 channels. Reflection padding, as the DenseFuse
+    reference code pads (the paper does not say).
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        _no_mask(mask)
+        f = nn.relu(_conv(1, 16, 3, "conv0", "REFLECT")(x))
+        for i in range(3):
+            f = jnp.concatenate([f, nn.relu(_conv(16 * (i + 1), 16, 3, f"dense{i}", "REFLECT")(f))], -1)
+        return f
+
+
+def _no_mask(mask):
+    if mask is not None:
+        raise ValueError("reflection-padded networks (densefuse) cannot be fused on padded "
+                         "images; use jaxfuse.fusion.fuse on the true size")
+
+
 class Decoder(nn.Module):
-    """Four 3×3 convs 64 → 64 → 32 → 16 → 1, ReLU on all but the last."""
+    """Four 3×3 convs 64 → 64 → 32 → 16 → 1, ReLU on all but the last.
+
+    The same decoder in both architectures; DenseFuse pads by reflection.
+    """
+    padding: str = "SAME"
 
     @nn.compact
     def __call__(self, f: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        if self.padding != "SAME":
+            _no_mask(mask)
         chans = (64, 64, 32, 16, 1)
         for i in range(4):
-            f = _conv(chans[i], chans[i + 1], 3, f"conv{i}")(f)
+            f = _conv(chans[i], chans[i + 1], 3, f"conv{i}", self.padding)(f)
             f = _act(f, mask) if i < 3 else f
         return f
 
@@ -149,10 +186,19 @@ def _check_images(x, what: str, channels: int) -> jax.Array:
 def config_from_params(params: Params) -> ModelConfig:
     """Reads the architecture off a parameter tree."""
     try:
-        block = params["encoder"]["res2net"]
+        enc = params["encoder"]
+        if "dense0" in enc:
+            return ModelConfig(arch="densefuse")
+        block = enc["res2net"]
     except (KeyError, TypeError):
-        raise ValueError("not a Res2NetFuse parameter tree (no encoder/res2net)") from None
+        raise ValueError("not a jaxfuse parameter tree (no encoder/res2net or encoder/dense0)") from None
     return ModelConfig(shared="conv3" in block)
+
+
+def _modules(config: ModelConfig):
+    if config.arch == "densefuse":
+        return DenseEncoder(), Decoder("REFLECT")
+    return Encoder(config.shared), Decoder()
 
 
 def init_params(key: jax.Array, config: ModelConfig = ModelConfig()) -> Params:
@@ -161,30 +207,17 @@ def init_params(key: jax.Array, config: ModelConfig = ModelConfig()) -> Params:
     Returns ``{"encoder": ..., "decoder": ...}``; jitted, so building a model
     costs one compile instead of one per initialiser.
     """
-    if config.arch != "res2netfuse":
-        raise ValueError(f"unknown architecture {config.arch!r}")
-    return _init(key, config.shared)
+    if config.arch not in ARCHS:
+        raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}")
+    return _init(key, config)
 
 
-@jax.jit
-def _init_shared(key):
-    return _init_impl(key, True)
-
-
-@jax.jit
-def _init_separate(key):
-    return _init_impl(key, False)
-
-
-def _init(key, shared):
-    return _init_shared(key) if shared else _init_separate(key)
-
-
-def _init_impl(key, shared):
+@functools.partial(jax.jit, static_argnums=(1,))
+def _init(key, config):
     k1, k2 = jax.random.split(key)
-    x = jnp.zeros((1, 8, 8, 1), jnp.float32)
-    enc = Encoder(shared).init(k1, x)["params"]
-    dec = Decoder().init(k2, jnp.zeros((1, 8, 8, 64), jnp.float32))["params"]
+    encoder, decoder = _modules(config)
+    enc = encoder.init(k1, jnp.zeros((1, 8, 8, 1), jnp.float32))["params"]
+    dec = decoder.init(k2, jnp.zeros((1, 8, 8, 64), jnp.float32))["params"]
     return {"encoder": enc, "decoder": dec}
 
 
@@ -196,8 +229,8 @@ def encode(params: Params, images: jax.Array, *, mask: jax.Array | None = None) 
     the mask (and zeros outside); ``images`` must be 0 outside it.
     """
     images = _check_images(images, "images", 1)
-    shared = config_from_params(params).shared
-    return Encoder(shared).apply({"params": params["encoder"]}, images, mask)
+    encoder, _ = _modules(config_from_params(params))
+    return encoder.apply({"params": params["encoder"]}, images, mask)
 
 
 def decode(params: Params, features: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
@@ -206,7 +239,8 @@ def decode(params: Params, features: jax.Array, *, mask: jax.Array | None = None
     ``mask`` as in :func:`encode`; outputs outside it are meaningless (crop them).
     """
     features = _check_images(features, "features", 64)
-    return Decoder().apply({"params": params["decoder"]}, features, mask)
+    _, decoder = _modules(config_from_params(params))
+    return decoder.apply({"params": params["decoder"]}, features, mask)
 
 
 def reconstruct(params: Params, images: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:

@@ -9,7 +9,8 @@ and under ``jax.vmap`` over any leading axis. ``mask`` (``(..., H, W, 1)``,
 1 on the true image) restricts those reductions to the valid region of a
 padded image; per-pixel strategies ignore it.
 
-Paper references: Eq. 5–6 (l1-norm), Eq. 7–8 (mean, "soft-max").
+Paper references: Eq. 5–6 (l1-norm), Eq. 7–8 (mean, "soft-max"); ``l1_block``
+is DenseFuse's l1-norm with a 3×3 block average (its paper, Eq. 5–7).
 """
 
 from __future__ import annotations
@@ -80,6 +81,30 @@ def mean_softmax(features: jax.Array, *, mask=None, value_range=None) -> jax.Arr
     return jnp.sum(weights * features, axis=0)
 
 
+def l1_block(features: jax.Array, *, mask=None, radius: int = 1) -> jax.Array:
+    """DenseFuse's l1-norm strategy (Li and Wu 2019, Eq. 5–7): block-averaged activity.
+
+    C_i = Σ_c |φ_i|; Ĉ_i = mean of C_i over the (2r+1)×(2r+1) block around
+    each pixel (r = 1; zero beyond the border, divided by the full block
+    size: the paper does not say how borders are handled); w_i = Ĉ_i / Σ_j Ĉ_j;
+    f = Σ_i w_i φ_i. 0/0 gets weight 1/k as in :func:`l1_norm`.
+    """
+    features = _check(features)
+    k = features.shape[0]
+    activity = jnp.sum(jnp.abs(features), axis=-1, keepdims=True)
+    if mask is not None:
+        activity = activity * mask
+    size = 2 * radius + 1
+    lead = activity.shape[:-3]
+    flat = activity.reshape((-1,) + activity.shape[-3:])
+    summed = jax.lax.reduce_window(flat, 0.0, jax.lax.add, (1, size, size, 1), (1, 1, 1, 1), "SAME")
+    block = (summed / (size * size)).reshape(lead + activity.shape[-3:])
+    total = jnp.sum(block, axis=0)
+    zero = total == 0
+    weights = jnp.where(zero, 1.0 / k, block / jnp.where(zero, 1.0, total))
+    return jnp.sum(weights * features, axis=0)
+
+
 def addition(features: jax.Array, *, mask=None) -> jax.Array:
     """Sum of the sources' features (in the authors' code; DenseFuse's strategy)."""
     return jnp.sum(_check(features), axis=0)
@@ -99,6 +124,7 @@ STRATEGIES: dict[str, Callable[[jax.Array], jax.Array]] = {
     "l1": l1_norm,
     "mean": mean_softmax,
     "addition": addition,
+    "l1_block": l1_block,
     "average": average,
     "max": maximum,
 }

@@ -65,3 +65,35 @@ def mean_softmax(feats):
         m.max(axis=(1, 2), keepdims=True) - m.min(axis=(1, 2), keepdims=True) + 1e-5)
     e = np.exp(m)
     return (e / (e.sum(0) + 1e-5) * feats).sum(0)
+
+
+def conv_reflect(x, kernel, bias):
+    """Like :func:`conv` with reflection padding (PyTorch ReflectionPad2d)."""
+    xp = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="reflect")
+    h, w = x.shape[:2]
+    out = np.zeros((h, w, kernel.shape[-1]))
+    for i in range(3):
+        for j in range(3):
+            out += xp[i:i + h, j:j + w, :] @ kernel[i, j]
+    return out + bias
+
+
+def densefuse_reconstruct(params, x):
+    e, d = params["encoder"], params["decoder"]
+    c = lambda p, v: conv_reflect(v, np.asarray(p["kernel"], np.float64), np.asarray(p["bias"], np.float64))  # noqa: E731
+    f = relu(c(e["conv0"], x))
+    for i in range(3):
+        f = np.concatenate([f, relu(c(e[f"dense{i}"], f))], axis=-1)
+    for i in range(3):
+        f = relu(c(d[f"conv{i}"], f))
+    return f, c(d["conv3"], f)
+
+
+def l1_block(feats, r=1):
+    a = np.abs(feats).sum(-1)
+    k, h, w = a.shape
+    ap = np.pad(a, ((0, 0), (r, r), (r, r)))
+    blk = sum(ap[:, i:i + h, j:j + w] for i in range(2 * r + 1) for j in range(2 * r + 1)) / (2 * r + 1) ** 2
+    s = blk.sum(0)
+    wts = np.where(s == 0, 1.0 / k, blk / np.where(s == 0, 1, s))[..., None]
+    return (wts * feats).sum(0)
