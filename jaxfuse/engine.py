@@ -148,10 +148,10 @@ def _tile_range_masked(params, win, net_mask, stat_mask):
 def auto_fuse(params, sources, *, strategy: str = "l1"):
     """Buckets for ordinary images, tiles above :data:`TILE_ABOVE_PIXELS`.
 
-    Reflection-padded architectures (DenseFuse) cannot be masked exactly, so
+    Reflection-padded architectures (DenseFuse, MSDNet) cannot be masked exactly, so
     they are fused at their true size, one compile per image size.
     """
-    if model.config_from_params(params).arch == "densefuse":
+    if model.config_from_params(params).arch in ("densefuse", "msdnet"):
         return fuse(params, sources, strategy=strategy)
     h, w = np.shape(sources)[2:4]
     if h * w > TILE_ABOVE_PIXELS:

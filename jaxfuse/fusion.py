@@ -47,7 +47,12 @@ def fuse(params: model.Params, sources: jax.Array, *, strategy: str = "l1",
     feats = model.encode(params, sources.reshape((k * n,) + sources.shape[2:]), mask=flat_mask)
     feats = feats.reshape((k, n) + feats.shape[1:])
     kw = {"value_range": value_range} if value_range is not None else {}
-    fused = get_strategy(strategy)(feats, mask=mask, **kw)
+    fn = get_strategy(strategy)
+    if model.config_from_params(params).arch == "msdnet":
+        # MSDNet fuses each scale's 64 channels on its own (its paper, Sec. 3).
+        fused = jnp.concatenate([fn(f, mask=mask) for f in jnp.split(feats, model.MSD_SCALES, -1)], -1)
+    else:
+        fused = fn(feats, mask=mask, **kw)
     return model.decode(params, fused, mask=mask)
 
 

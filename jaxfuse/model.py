@@ -50,8 +50,9 @@ class ModelConfig:
     """What distinguishes one network from another; stored in checkpoints.
 
     Attributes:
-      arch: ``"res2netfuse"`` (this paper) or ``"densefuse"`` (Li and Wu,
-        IEEE TIP 2019, the paper's main baseline; see :class:`DenseEncoder`).
+      arch: ``"res2netfuse"`` (this paper), ``"densefuse"`` (Li and Wu,
+        IEEE TIP 2019; :class:`DenseEncoder`) or ``"msdnet"`` (Song, Wu and Li,
+        ICIG 2019; :class:`MSDEncoder`), the paper's two comparison networks.
       shared: one conv for every application of ``F`` in the Res2Net block (the
         authors' code) or separate convs per group and application (Table I).
         Res2NetFuse only.
@@ -71,7 +72,8 @@ class ModelConfig:
         return cls(**d)
 
 
-ARCHS = ("res2netfuse", "densefuse")
+ARCHS = ("res2netfuse", "densefuse", "msdnet")
+MSD_SCALES = 3  # MSDNet's parallel 1×1, 3×3, 5×5 convs, fused scale by scale
 
 
 def _conv(in_features: int, features: int, kernel: int, name: str,
@@ -152,6 +154,23 @@ class DenseEncoder(nn.Module):
         return f
 
 
+class MSDEncoder(nn.Module):
+    """MSDNet's encoder: DenseFuse's encoder, then a multi-scale layer.
+
+    Three parallel convs on the 64 dense-block channels, 1×1, 3×3 and 5×5,
+    64 → 64 each with ReLU and reflection padding, concatenated in that order
+    (192 channels). Facts from the MSDNet authors' public code (the ICIG 2019
+    paper gives the idea, "three filters of different sizes", not the
+    layers); see the README's notes on the baselines.
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        f = DenseEncoder(name="dense")(x, mask)
+        return jnp.concatenate([nn.relu(_conv(64, 64, k, f"scale{k}", "REFLECT")(f))
+                                for k in (1, 3, 5)], axis=-1)
+
+
 def _no_mask(mask):
     if mask is not None:
         raise ValueError("reflection-padded networks (densefuse) cannot be fused on padded "
@@ -161,15 +180,17 @@ def _no_mask(mask):
 class Decoder(nn.Module):
     """Four 3×3 convs 64 → 64 → 32 → 16 → 1, ReLU on all but the last.
 
-    The same decoder in both architectures; DenseFuse pads by reflection.
+    The same decoder in all architectures; DenseFuse and MSDNet pad by
+    reflection, and MSDNet's first conv takes its 192 channels (192 → 64).
     """
     padding: str = "SAME"
+    in_features: int = 64
 
     @nn.compact
     def __call__(self, f: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         if self.padding != "SAME":
             _no_mask(mask)
-        chans = (64, 64, 32, 16, 1)
+        chans = (self.in_features, 64, 32, 16, 1)
         for i in range(4):
             f = _conv(chans[i], chans[i + 1], 3, f"conv{i}", self.padding)(f)
             f = _act(f, mask) if i < 3 else f
@@ -189,6 +210,8 @@ def config_from_params(params: Params) -> ModelConfig:
         enc = params["encoder"]
         if "dense0" in enc:
             return ModelConfig(arch="densefuse")
+        if "scale1" in enc:
+            return ModelConfig(arch="msdnet")
         block = enc["res2net"]
     except (KeyError, TypeError):
         raise ValueError("not a jaxfuse parameter tree (no encoder/res2net or encoder/dense0)") from None
@@ -198,7 +221,14 @@ def config_from_params(params: Params) -> ModelConfig:
 def _modules(config: ModelConfig):
     if config.arch == "densefuse":
         return DenseEncoder(), Decoder("REFLECT")
+    if config.arch == "msdnet":
+        return MSDEncoder(), Decoder("REFLECT", 64 * MSD_SCALES)
     return Encoder(config.shared), Decoder()
+
+
+def feature_channels(config: ModelConfig) -> int:
+    """Channels of the encoder's output (the fusion layer's input)."""
+    return 64 * MSD_SCALES if config.arch == "msdnet" else 64
 
 
 def init_params(key: jax.Array, config: ModelConfig = ModelConfig()) -> Params:
@@ -217,7 +247,7 @@ def _init(key, config):
     k1, k2 = jax.random.split(key)
     encoder, decoder = _modules(config)
     enc = encoder.init(k1, jnp.zeros((1, 8, 8, 1), jnp.float32))["params"]
-    dec = decoder.init(k2, jnp.zeros((1, 8, 8, 64), jnp.float32))["params"]
+    dec = decoder.init(k2, jnp.zeros((1, 8, 8, feature_channels(config)), jnp.float32))["params"]
     return {"encoder": enc, "decoder": dec}
 
 
@@ -234,12 +264,13 @@ def encode(params: Params, images: jax.Array, *, mask: jax.Array | None = None) 
 
 
 def decode(params: Params, features: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
-    """Image from features ``(N, H, W, 64)`` → ``(N, H, W, 1)``, unclipped, ~0–255.
+    """Image from features ``(N, H, W, 64)`` (192 for MSDNet) → ``(N, H, W, 1)``, ~0–255.
 
     ``mask`` as in :func:`encode`; outputs outside it are meaningless (crop them).
     """
-    features = _check_images(features, "features", 64)
-    _, decoder = _modules(config_from_params(params))
+    config = config_from_params(params)
+    features = _check_images(features, "features", feature_channels(config))
+    _, decoder = _modules(config)
     return decoder.apply({"params": params["decoder"]}, features, mask)
 
 

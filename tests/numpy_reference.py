@@ -69,21 +69,44 @@ def mean_softmax(feats):
 
 def conv_reflect(x, kernel, bias):
     """Like :func:`conv` with reflection padding (PyTorch ReflectionPad2d)."""
-    xp = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="reflect")
+    r = kernel.shape[0] // 2
+    xp = np.pad(x, ((r, r), (r, r), (0, 0)), mode="reflect")
     h, w = x.shape[:2]
     out = np.zeros((h, w, kernel.shape[-1]))
-    for i in range(3):
-        for j in range(3):
+    for i in range(kernel.shape[0]):
+        for j in range(kernel.shape[1]):
             out += xp[i:i + h, j:j + w, :] @ kernel[i, j]
     return out + bias
 
 
+def _cr(p, v):
+    return conv_reflect(v, np.asarray(p["kernel"], np.float64), np.asarray(p["bias"], np.float64))
+
+
+def _dense_encode(e, x):
+    f = relu(_cr(e["conv0"], x))
+    for i in range(3):
+        f = np.concatenate([f, relu(_cr(e[f"dense{i}"], f))], axis=-1)
+    return f
+
+
+def msdnet_encode(params, x):
+    e = params["encoder"]
+    f = _dense_encode(e["dense"], x)
+    return np.concatenate([relu(_cr(e[f"scale{k}"], f)) for k in (1, 3, 5)], axis=-1)
+
+
+def reflect_decode(params, f):
+    d = params["decoder"]
+    for i in range(3):
+        f = relu(_cr(d[f"conv{i}"], f))
+    return _cr(d["conv3"], f)
+
+
 def densefuse_reconstruct(params, x):
     e, d = params["encoder"], params["decoder"]
-    c = lambda p, v: conv_reflect(v, np.asarray(p["kernel"], np.float64), np.asarray(p["bias"], np.float64))  # noqa: E731
-    f = relu(c(e["conv0"], x))
-    for i in range(3):
-        f = np.concatenate([f, relu(c(e[f"dense{i}"], f))], axis=-1)
+    c = _cr
+    f = _dense_encode(e, x)
     for i in range(3):
         f = relu(c(d[f"conv{i}"], f))
     return f, c(d["conv3"], f)
