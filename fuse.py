@@ -34,7 +34,9 @@ def main(argv=None) -> int:
 
     from jaxfuse import checkpoint, io, pipeline
     from jaxfuse.errors import JaxfuseError
-    io.find_pairs(args.pairs)  # a missing or pair-less folder fails before the model loads
+    # A missing or pair-less folder, or --out pointing at the inputs, fails before the model loads.
+    pairs, _ = io.find_pairs(args.pairs)
+    pipeline.check_out_dir(args.pairs, args.out, pairs)
     ckpt = args.checkpoint or pipeline.DEFAULT_CHECKPOINT
     if args.checkpoint is None and not pipeline.DEFAULT_CHECKPOINT.exists():
         raise JaxfuseError(ckpt, "the shipped checkpoint is missing; train one with train.py "

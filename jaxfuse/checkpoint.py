@@ -6,7 +6,14 @@ Layout: a checkpoint folder holds numbered step folders (Orbax's
 * ``params``: the model parameter pytree;
 * ``opt``: the optimizer state and the step counter (training only);
 * ``meta``: JSON ``{"format", "jaxfuse_version", "step", "model": ModelConfig,
-  "train": training config, ...}``, checked on load.
+  "train": training config, ...}``, checked on load: the format must be
+  :data:`FORMAT`, the version a string, the step a non-negative integer, the
+  model config valid, and the stored parameter tree (names, shapes, dtypes)
+  must be exactly the one that config builds.
+
+Every failure to read a checkpoint (missing, truncated or garbled files, a
+mismatch between meta and params) is a :class:`JaxfuseError` naming the step
+folder.
 
 :func:`load_params` accepts the checkpoint folder (latest step is used), one
 step folder, or a PyTorch ``state_dict`` file of the authors' code (``.model``,
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +32,7 @@ import jax
 
 from jaxfuse import __version__
 from jaxfuse.errors import JaxfuseError
-from jaxfuse.model import ModelConfig, init_params
+from jaxfuse.model import ModelConfig, config_from_params, init_params
 
 FORMAT = "jaxfuse-checkpoint-1"
 TORCH_SUFFIXES = (".model", ".pt", ".pth")
@@ -34,15 +42,18 @@ logging.getLogger("absl").setLevel(logging.ERROR)
 
 def _ocp():
     import orbax.checkpoint as ocp  # imported lazily: it is slow to import
+    _silence_closed_loop_reports()
     return ocp
 
 
 def manager(directory, *, max_to_keep: int = 3, read_only: bool = False):
     """An Orbax ``CheckpointManager`` over ``directory`` (synchronous saves)."""
     ocp = _ocp()
+    # cleanup_tmp_directories: a save killed midway leaves ``<step>.orbax-checkpoint-tmp``,
+    # which the resumed run would otherwise trip over when it saves that step again.
     opts = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, enable_async_checkpointing=False, read_only=read_only,
-        create=not read_only)
+        create=not read_only, cleanup_tmp_directories=not read_only)
     return ocp.CheckpointManager(Path(directory).absolute(), options=opts)
 
 
@@ -78,6 +89,15 @@ def _step_dir(path: Path) -> Path:
     return steps[-1][1]
 
 
+def latest_meta(path) -> tuple[Path, dict]:
+    """``(step_dir, meta)`` of a checkpoint folder's latest step (or of a step folder)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise JaxfuseError(path, "checkpoint folder does not exist")
+    step_dir = _step_dir(path)
+    return step_dir, read_meta(step_dir)
+
+
 def read_meta(step_dir: Path) -> dict:
     f = step_dir / "meta" / "metadata"
     try:
@@ -88,14 +108,84 @@ def read_meta(step_dir: Path) -> dict:
         raise JaxfuseError(f, f"corrupt checkpoint metadata ({type(e).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise JaxfuseError(f, f"not a {FORMAT} checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if not isinstance(meta.get("jaxfuse_version"), str):
+        raise JaxfuseError(f, "corrupt checkpoint metadata (no jaxfuse_version)")
+    step = meta.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise JaxfuseError(f, f"corrupt checkpoint metadata (step {step!r})")
     return meta
 
 
 def _config_of(meta: dict, where) -> ModelConfig:
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        raise JaxfuseError(where, f"checkpoint has an unusable model config ({model!r})")
     try:
-        return ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, ValueError) as e:
+        config = ModelConfig.from_dict(model)
+    except (TypeError, ValueError) as e:
         raise JaxfuseError(where, f"checkpoint has an unusable model config ({e})") from None
+    # from_dict checks names only; a hand-edited "shared": "no" would be truthy.
+    for field, value in config.to_dict().items():
+        default = getattr(ModelConfig, field)
+        if type(value) is not type(default):
+            raise JaxfuseError(where, f"checkpoint has an unusable model config "
+                               f"({field}={value!r}, expected {type(default).__name__})")
+    if config.arch != ModelConfig.arch:
+        raise JaxfuseError(where, f"checkpoint is for architecture {config.arch!r}, not {ModelConfig.arch!r}")
+    return config
+
+
+def _orbax_failed(step_dir: Path, e: Exception) -> JaxfuseError:
+    msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    return JaxfuseError(step_dir, f"corrupt or mismatched checkpoint ({msg})")
+
+
+def _silence_closed_loop_reports() -> None:
+    """After a failed Orbax read, TensorStore completes the reads still in flight
+    into Orbax's already-closed asyncio loop, and Python prints each as an
+    unraisable "RuntimeError: Event loop is closed" traceback, which would bury
+    the one-line error. Drop exactly those reports. Installed before the first
+    Orbax call, since the reports can arrive before the failure is raised."""
+    if getattr(sys.unraisablehook, "_jaxfuse", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if isinstance(e, RuntimeError) and "Event loop is closed" in str(e):
+            return
+        previous(unraisable)
+
+    hook._jaxfuse = True
+    sys.unraisablehook = hook
+
+
+def _check_layout(step_dir: Path, config: ModelConfig) -> None:
+    """The stored params must be exactly the tree ``config`` builds (names, shapes, dtypes)."""
+    ocp = _ocp()
+    try:
+        stored = ocp.StandardCheckpointHandler().metadata((step_dir / "params").absolute())
+        stored = getattr(stored, "item_metadata", stored)
+        stored = {_keystr(k): (tuple(v.shape), str(v.dtype))
+                  for k, v in jax.tree_util.tree_flatten_with_path(stored)[0]}
+    except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types for bad files
+        raise _orbax_failed(step_dir, e) from None
+    want = {_keystr(k): (tuple(v.shape), str(v.dtype))
+            for k, v in jax.tree_util.tree_flatten_with_path(abstract_params(config))[0]}
+    missing = sorted(set(want) - set(stored))
+    extra = sorted(set(stored) - set(want))
+    wrong = sorted(k for k in set(want) & set(stored) if want[k] != stored[k])
+    if missing or extra or wrong:
+        parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
+                ([f"unexpected {', '.join(extra[:3])}"] if extra else []) + \
+                [f"{k} is {stored[k][1]}{list(stored[k][0])}, expected {want[k][1]}{list(want[k][0])}"
+                 for k in wrong[:3]]
+        raise JaxfuseError(step_dir, f"params do not match the model config recorded in meta "
+                           f"({config}): {'; '.join(parts)}")
+
+
+def _keystr(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
 def restore(path, *, config: ModelConfig | None = None, with_opt_like: Any = None):
@@ -120,6 +210,9 @@ def restore(path, *, config: ModelConfig | None = None, with_opt_like: Any = Non
     ckpt_config = _config_of(meta, step_dir)
     if config is not None and ckpt_config != config:
         raise JaxfuseError(step_dir, f"checkpoint is for {ckpt_config}, not {config}")
+    if not (step_dir / "params").is_dir():
+        raise JaxfuseError(step_dir, "not a complete jaxfuse checkpoint (no params item)")
+    _check_layout(step_dir, ckpt_config)
     ocp = _ocp()
     items = {"params": ocp.args.StandardRestore(abstract_params(ckpt_config))}
     if with_opt_like is not None:
@@ -128,9 +221,8 @@ def restore(path, *, config: ModelConfig | None = None, with_opt_like: Any = Non
     try:
         ckptr = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
         out = ckptr.restore(step_dir.absolute(), args=ocp.args.Composite(**items))
-    except Exception as e:  # Orbax/TensorStore raise many types for bad files
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise JaxfuseError(step_dir, f"corrupt or mismatched checkpoint ({msg})") from None
+    except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types for bad files
+        raise _orbax_failed(step_dir, e) from None
     params = out["params"]
     _check_finite(params, step_dir)
     return params, meta, (out["opt"] if with_opt_like is not None else None)
@@ -147,9 +239,13 @@ def load_params(path, *, config: ModelConfig | None = None):
     """Loads ``(params, config)`` from any checkpoint jaxfuse understands."""
     path = Path(path)
     if path.suffix.lower() in TORCH_SUFFIXES and path.is_file():
+        import warnings
+
         from jaxfuse import torch_io
-        params = torch_io.load_torch_checkpoint(path)
-        got = ModelConfig(shared="conv3" in params["encoder"]["res2net"])
+        with warnings.catch_warnings():  # torch.load warns about odd pickles before refusing them
+            warnings.simplefilter("ignore")
+            params = torch_io.load_torch_checkpoint(path)
+        got = config_from_params(params)
         if config is not None and got != config:
             raise JaxfuseError(path, f"checkpoint is for {got}, not {config}")
         return params, got

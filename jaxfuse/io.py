@@ -12,7 +12,9 @@ Conventions (used by the whole package):
   ``L``                     as is
   ``1`` (1-bit)             0 → 0, 1 → 255
   ``I;16*`` / ``I`` 16-bit  ``v / 257`` (65535 → 255)
-  ``I`` wider than 16 bit   refused (no agreed scale)
+  ``I`` wider than 16 bit   refused (no agreed scale): a TIFF declaring more
+                            than 16 bits per sample, or any value outside
+                            0..65535
   ``F`` (float)             ``v · 255`` if all values lie in [0, 1]; as is if
                             they lie in [0, 255]; refused otherwise (or NaN/Inf)
   ``LA``                    alpha dropped
@@ -23,8 +25,12 @@ Conventions (used by the whole package):
   ========================  ==================================================
 
   An RGB image whose three channels are equal counts as grayscale.
-* Outputs are written atomically: to a temporary file in the target folder,
-  then renamed, so a killed process never leaves a truncated image.
+* Outputs are written atomically: to a hidden temporary file
+  ``.<name>.<pid>.<random>.tmp`` in the target folder, then renamed, so a
+  killed process never leaves a truncated image; :func:`remove_stale_temps`
+  deletes the temporaries a killed process left behind.
+* :func:`load_image` raises only :class:`~jaxfuse.errors.JaxfuseError`, whatever
+  the bytes of the file.
 
 Pair layouts understood by :func:`find_pairs`:
 
@@ -37,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -65,6 +70,9 @@ def _to_array(img: Image.Image, path) -> np.ndarray:
     if mode == "LA":
         return np.asarray(img.getchannel("L"), dtype=np.float32)
     if mode.startswith("I;16") or mode == "I":
+        bits = _declared_bits(img)
+        if mode == "I" and bits is not None and bits > 16:
+            raise JaxfuseError(path, f"{bits}-bit integer image (no agreed scale; up to 16 bits is converted)")
         a = np.asarray(img).astype(np.float64)
         if a.size and (a.min() < 0 or a.max() > 65535):
             raise JaxfuseError(path, f"{mode} image with values outside 0..65535 (no agreed scale)")
@@ -86,6 +94,16 @@ def _to_array(img: Image.Image, path) -> np.ndarray:
         a = np.asarray(img.convert("RGB"), dtype=np.float32)
         return a
     raise JaxfuseError(path, f"unsupported image mode {mode!r}")
+
+
+def _declared_bits(img: Image.Image) -> int | None:
+    """Bits per sample a TIFF declares (Pillow reads 32-bit integers as mode ``I`` too)."""
+    tags = getattr(img, "tag_v2", None)
+    try:
+        bps = tags.get(258) if tags is not None else None
+        return int(max(bps) if isinstance(bps, tuple) else bps) if bps else None
+    except (TypeError, ValueError):
+        return None
 
 
 def as_gray_if_equal(a: np.ndarray) -> np.ndarray:
@@ -131,9 +149,11 @@ def load_image(path, *, gray: bool = False) -> np.ndarray:
     except JaxfuseError:
         raise
     except Image.DecompressionBombError:
-        raise JaxfuseError(path, "image is larger than 1 gigapixel") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-            KeyError, RuntimeError, struct.error, ZeroDivisionError, MemoryError) as e:
+        raise JaxfuseError(path, f"image is larger than {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+                           "(decompression-bomb guard)") from None
+    except MemoryError:
+        raise JaxfuseError(path, "not enough memory to decode this image") from None
+    except Exception as e:  # noqa: BLE001 - a decoder may raise anything on hostile bytes
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, PermissionError):
             msg = "permission denied"
@@ -181,9 +201,14 @@ def save_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
 
 
 def atomic_write(path, write_fn) -> None:
-    """Calls ``write_fn(fileobj)`` on a temporary file, then renames it to ``path``."""
+    """Calls ``write_fn(fileobj)`` on a temporary file, then renames it to ``path``.
+
+    The temporary file is ``.<name>.<pid>.<random>.tmp`` beside ``path``:
+    hidden, so folder scans skip it, and carrying the writer's process id, so
+    :func:`remove_stale_temps` can tell one a killed process left behind.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
@@ -196,6 +221,44 @@ def atomic_write(path, write_fn) -> None:
         except OSError:
             pass
         raise
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")  # mkstemp's names: 8 of [a-z0-9_]
+
+
+def remove_stale_temps(folder) -> list[Path]:
+    """Deletes the temporaries of :func:`atomic_write` whose writer is no longer running.
+
+    Returns the deleted paths. A temporary of a live process (another run
+    writing into the same folder) is left alone.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP.match(p.name)
+        if m is None or not p.is_file() or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, owned by another user
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)

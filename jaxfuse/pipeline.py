@@ -3,7 +3,8 @@
 Every pair is handled on its own: a bad pair is reported and skipped and the
 others are still fused. Outputs are written atomically, finished outputs are
 skipped on a rerun (so an interrupted run completes by running the same
-command again), and nothing is overwritten without ``overwrite=True``.
+command again; the hidden temporaries a killed run left are deleted), and
+nothing is overwritten without ``overwrite=True``, the overview included.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ def fuse_folder(pairs_dir, out_dir, params, *, strategy: str = "l1", overwrite: 
     """
     pairs_dir, out_dir = Path(pairs_dir), Path(out_dir)
     pairs, problems = io.find_pairs(pairs_dir)
-    _check_out_dir(pairs_dir, out_dir, pairs)
+    check_out_dir(pairs_dir, out_dir, pairs)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise JaxfuseError(out_dir, f"cannot create output folder ({e.strerror})") from None
+    io.remove_stale_temps(out_dir)
     report = FolderReport(failed=[(p, m) for p, m in problems])
     shown = []
     bar = pairs
@@ -87,17 +89,29 @@ def fuse_folder(pairs_dir, out_dir, params, *, strategy: str = "l1", overwrite: 
             report.failed.append((Path(e.path) if e.path else pair.ir, e.problem))
             continue
         except OSError as e:
-            report.failed.append((target, f"cannot write ({e.strerror})"))
+            report.failed.append((target, f"cannot write ({e.strerror or e})"))
+            continue
+        except MemoryError:
+            report.failed.append((pair.ir, "out of memory while fusing this pair"))
+            continue
+        except Exception as e:  # noqa: BLE001 - one pair must not stop the others
+            msg = str(e).splitlines()[0] if str(e) else ""
+            report.failed.append((pair.ir, f"unexpected {type(e).__name__}: {msg}"))
             continue
         report.written.append((pair.name, target))
         if len(shown) < overview:
             shown.append((ir, vis, fused))
-    if shown:
-        io.save_image(out_dir / OVERVIEW_NAME, overview_image(shown), overwrite=True)
+    if shown and (overwrite or not (out_dir / OVERVIEW_NAME).exists()):
+        try:
+            io.save_image(out_dir / OVERVIEW_NAME, overview_image(shown), overwrite=True)
+        except (OSError, MemoryError) as e:
+            report.failed.append((out_dir / OVERVIEW_NAME, f"cannot write the overview ({e})"))
     return report
 
 
-def _check_out_dir(pairs_dir: Path, out_dir: Path, pairs) -> None:
+def check_out_dir(pairs_dir, out_dir, pairs) -> None:
+    """Raises JaxfuseError if ``out_dir`` is an input folder or an existing file."""
+    pairs_dir, out_dir = Path(pairs_dir), Path(out_dir)
     out = out_dir.resolve()
     inputs = {pairs_dir.resolve()} | {p.ir.parent.resolve() for p in pairs} | \
              {p.vis.parent.resolve() for p in pairs}

@@ -124,6 +124,32 @@ def _identity(config: TrainConfig, image: np.ndarray) -> dict:
     return d
 
 
+def _resumable_history(meta: dict, ident: dict, where) -> dict:
+    """The loss history to continue from ``meta``; raises if the run cannot be resumed."""
+    saved = meta.get("identity")
+    if not isinstance(saved, dict):
+        raise JaxfuseError(where, "cannot resume: the checkpoint records no training settings")
+    if saved != ident:
+        diff = []
+        for k in sorted(set(ident) | set(saved)):
+            if saved.get(k) != ident.get(k):
+                diff.append("image (different pixels)" if k == "image_sha256"
+                            else f"{k}={saved.get(k)!r}, now {ident.get(k)!r}")
+        raise JaxfuseError(where, f"cannot resume: the checkpoint was made with different "
+                           f"settings ({'; '.join(diff)}); pass --overwrite to start again")
+    if meta.get("jaxfuse_version") != __version__:
+        raise JaxfuseError(where, f"cannot resume: the checkpoint was written by jaxfuse "
+                           f"{meta.get('jaxfuse_version')}, this is {__version__}")
+    step, history = meta["step"], meta.get("history")
+    try:
+        history = {k: [float(x) for x in history[k][:step]] for k in ("pixel", "ssim", "total")}
+    except (KeyError, TypeError, ValueError):
+        history = None
+    if history is None or any(len(v) != step for v in history.values()):
+        raise JaxfuseError(where, "cannot resume: corrupt checkpoint metadata (loss history)")
+    return history
+
+
 def _plot_curves(history: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -173,25 +199,26 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                                "or --overwrite to start again")
         shutil.rmtree(ckdir)
         has_ckpt = False
+    history = {"pixel": [], "ssim": [], "total": []}
+    resume_from = None
+    if resume and has_ckpt:
+        # The settings first: cheap, before any compile, and clearer than a failed restore.
+        resume_from, meta = checkpoint.latest_meta(ckdir)
+        history = _resumable_history(meta, ident, resume_from)
+        if meta["step"] > config.steps:
+            raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond --steps {config.steps}")
     workdir.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
 
     state = init_state(config)
-    history = {"pixel": [], "ssim": [], "total": []}
     elapsed_before = 0.0
     mngr = checkpoint.manager(ckdir, max_to_keep=2)
-    if resume and has_ckpt:
-        params, meta, opt = checkpoint.restore(ckdir, config=config.model_config,
+    if resume_from is not None:
+        params, meta, opt = checkpoint.restore(resume_from, config=config.model_config,
                                                with_opt_like=state["opt"])
-        if meta.get("identity") != ident:
-            diff = sorted(k for k in ident if (meta.get("identity") or {}).get(k) != ident[k])
-            raise JaxfuseError(ckdir, f"cannot resume: the checkpoint was made with different "
-                               f"settings ({', '.join(diff)})")
         state = {"params": params, "opt": opt, "step": jnp.asarray(meta["step"], jnp.int32)}
-        history = {k: list(v)[: meta["step"]] for k, v in meta["history"].items()}
-        elapsed_before = float(meta.get("train_seconds", 0.0))
+        elapsed_before = float(meta.get("train_seconds", 0.0) or 0.0)
     start = int(state["step"])
-    if start > config.steps:
-        raise JaxfuseError(ckdir, f"checkpoint is at step {start}, beyond --steps {config.steps}")
 
     train_step = make_train_step(config)
     image = jnp.asarray(image_np)
