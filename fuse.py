@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None,
                    help="Orbax checkpoint folder, step folder, or the authors' PyTorch .model "
                         "file (default: the checkpoint shipped in checkpoints/res2netfuse)")
+    p.add_argument("--arch", choices=("res2netfuse", "densefuse", "msdnet"), default=None,
+                   help="expected architecture; the checkpoint records its own, and a "
+                        "different one is an error (default: whatever the checkpoint holds)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--metrics", action="store_true",
                    help="score the fused images with the paper's metrics and print a table")
@@ -41,7 +44,9 @@ def main(argv=None) -> int:
     if args.checkpoint is None and not pipeline.DEFAULT_CHECKPOINT.exists():
         raise JaxfuseError(ckpt, "the shipped checkpoint is missing; train one with train.py "
                            "and pass --checkpoint")
-    params, _ = checkpoint.load_params(ckpt)
+    params, config = checkpoint.load_params(ckpt)
+    if args.arch and config.arch != args.arch:
+        raise JaxfuseError(ckpt, f"checkpoint holds a {config.arch} network, not {args.arch}")
     report = pipeline.fuse_folder(args.pairs, args.out, params, strategy=args.strategy,
                                   overwrite=args.overwrite, progress=not args.no_progress)
     print(f"fused {len(report.written)} pair(s) into {args.out}"

@@ -15,11 +15,11 @@ from jaxfuse.cli import ArgumentParser, run_main
 
 
 def main(argv=None) -> int:
-    from jaxfuse import losses
+    from jaxfuse import losses, model
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--image", default=None,
-                   help="training image (any size; made gray and resized). Default: "
-                        "scikit-image's bundled 'camera' photograph")
+                   help="training image file (any size; made gray and resized), or the name of "
+                        "an image scikit-image ships (astronaut, coffee, ...). Default: 'camera'")
     p.add_argument("--workdir", default="runs/train",
                    help="where checkpoints, curves and the summary go (default: runs/train)")
     p.add_argument("--steps", type=int, default=2000, help="training iterations (default 2000)")
@@ -32,6 +32,14 @@ def main(argv=None) -> int:
     p.add_argument("--separate-convs", action="store_true",
                    help="one conv per group and application in the Res2Net block "
                         "(Table I's reading) instead of the authors' single shared conv")
+    p.add_argument("--arch", choices=model.ARCHS, default="res2netfuse",
+                   help="network: res2netfuse (default) or the paper's baselines densefuse, msdnet")
+    p.add_argument("--ssim-weight", type=float, default=1.0,
+                   help="λ in λ·L_ssim + L_pixel (default 1; DenseFuse used 1, 10, 100, 1000)")
+    p.add_argument("--dataset", choices=("bundled",), default=None,
+                   help="train on many images instead of one: random augmented crops of the 20 "
+                        "natural images scikit-image ships")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--checkpoint-every", type=int, default=100,
                    help="steps between checkpoints (default 100)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
@@ -44,7 +52,8 @@ def main(argv=None) -> int:
     from jaxfuse.training import TrainConfig, train_and_evaluate
     config = TrainConfig(image=args.image, steps=args.steps, lr=args.lr, seed=args.seed,
                          loss=args.loss, size=args.size, shared=not args.separate_convs,
-                         checkpoint_every=args.checkpoint_every)
+                         checkpoint_every=args.checkpoint_every, arch=args.arch,
+                         ssim_weight=args.ssim_weight, dataset=args.dataset, batch=args.batch)
     s = train_and_evaluate(config, args.workdir, resume=args.resume, overwrite=args.overwrite,
                            progress=not args.no_progress)
     r = s["reconstruction"]

@@ -32,7 +32,7 @@ import jax
 
 from jaxfuse import __version__
 from jaxfuse.errors import JaxfuseError
-from jaxfuse.model import ModelConfig, config_from_params, init_params
+from jaxfuse.model import ARCHS, ModelConfig, config_from_params, init_params
 
 FORMAT = "jaxfuse-checkpoint-1"
 TORCH_SUFFIXES = (".model", ".pt", ".pth")
@@ -130,8 +130,9 @@ def _config_of(meta: dict, where) -> ModelConfig:
         if type(value) is not type(default):
             raise JaxfuseError(where, f"checkpoint has an unusable model config "
                                f"({field}={value!r}, expected {type(default).__name__})")
-    if config.arch != ModelConfig.arch:
-        raise JaxfuseError(where, f"checkpoint is for architecture {config.arch!r}, not {ModelConfig.arch!r}")
+    if config.arch not in ARCHS:
+        raise JaxfuseError(where, f"checkpoint is for an unknown architecture {config.arch!r} "
+                           f"(this jaxfuse knows {', '.join(ARCHS)})")
     return config
 
 

@@ -127,8 +127,12 @@ def _avg_pool2(x: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("kind",))
-def loss_terms(output: jax.Array, target: jax.Array, *, kind: str = "ssim") -> dict:
-    """Per-image ``{"pixel", "ssim", "total"}`` loss terms; ``ssim`` is 1 − (MS-)SSIM."""
+def loss_terms(output: jax.Array, target: jax.Array, *, kind: str = "ssim",
+               ssim_weight: float = 1.0) -> dict:
+    """Per-image ``{"pixel", "ssim", "total"}`` loss terms; ``ssim`` is 1 − (MS-)SSIM.
+
+    ``total = ssim_weight · ssim + pixel`` (λ of DenseFuse's loss; 1 for Res2NetFuse).
+    """
     if kind == "ssim":
         structural = 1.0 - ssim(output, target)
     elif kind == "msssim":
@@ -136,4 +140,4 @@ def loss_terms(output: jax.Array, target: jax.Array, *, kind: str = "ssim") -> d
     else:
         raise ValueError(f"unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
     pixel = pixel_loss(output, target)
-    return {"pixel": pixel, "ssim": structural, "total": pixel + structural}
+    return {"pixel": pixel, "ssim": structural, "total": pixel + ssim_weight * structural}

@@ -43,7 +43,7 @@ class TrainConfig:
 
     ``python train.py`` with no flags = ``TrainConfig()`` (the shipped model).
     """
-    image: str | None = None  # a file; None = scikit-image's ``camera``
+    image: str | None = None  # a file or a bundled image's name; None = ``camera``
     steps: int = 2000
     lr: float = 5e-4
     seed: int = 0
@@ -51,6 +51,10 @@ class TrainConfig:
     size: int = 256
     shared: bool = True
     checkpoint_every: int = 100
+    arch: str = "res2netfuse"
+    ssim_weight: float = 1.0  # λ in L = λ·L_ssim + L_pixel (DenseFuse tried 1, 10, 100, 1000)
+    dataset: str | None = None  # "bundled": random crops of many images instead of one
+    batch: int = 1
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -64,9 +68,21 @@ class TrainConfig:
                                f"pixels the {self.loss} loss needs")
         if self.checkpoint_every < 1:
             raise JaxfuseError(None, f"--checkpoint-every must be positive, got {self.checkpoint_every}")
+        if self.arch not in model.ARCHS:
+            raise JaxfuseError(None, f"--arch must be one of {', '.join(model.ARCHS)}, got {self.arch!r}")
+        if not (self.ssim_weight > 0 and math.isfinite(self.ssim_weight)):
+            raise JaxfuseError(None, f"--ssim-weight must be a positive number, got {self.ssim_weight}")
+        if self.dataset not in (None, "bundled"):
+            raise JaxfuseError(None, f"--dataset must be 'bundled', got {self.dataset!r}")
+        if self.batch < 1:
+            raise JaxfuseError(None, f"--batch must be a positive integer, got {self.batch}")
+        if self.dataset and self.image:
+            raise JaxfuseError(None, "--image and --dataset exclude each other")
 
     @property
     def model_config(self) -> model.ModelConfig:
+        if self.arch != "res2netfuse":
+            return model.ModelConfig(arch=self.arch)
         return model.ModelConfig(shared=self.shared)
 
 
@@ -74,11 +90,13 @@ def load_training_image(path: str | None, size: int = 256) -> np.ndarray:
     """The training image as ``(1, size, size, 1)`` float32, 0–255.
 
     ``path=None`` uses scikit-image's bundled ``camera`` photograph (no
-    download). RGB is converted to gray (BT.601), then resized bilinearly.
+    download); the name of another bundled image (:data:`jaxfuse.datasets.
+    NATURAL_IMAGES`) that is not an existing file uses that one. RGB is
+    converted to gray (BT.601), then resized bilinearly.
     """
-    if path is None:
-        from skimage import data
-        gray = data.camera().astype(np.float32)
+    from jaxfuse import datasets
+    if path is None or (path in datasets.NATURAL_IMAGES and not Path(path).exists()):
+        gray = datasets.natural_image(path or BUILTIN_IMAGE)
     else:
         gray = io.load_image(path, gray=True)
         if min(gray.shape) < 2:
@@ -102,7 +120,8 @@ def make_train_step(config: TrainConfig):
     opt = make_optimizer(config.lr)
 
     def loss_fn(params, image):
-        terms = losses.loss_terms(model.reconstruct(params, image), image, kind=config.loss)
+        terms = losses.loss_terms(model.reconstruct(params, image), image, kind=config.loss,
+                                  ssim_weight=config.ssim_weight)
         terms = jax.tree_util.tree_map(jnp.mean, terms)
         return terms["total"], terms
 
@@ -221,7 +240,13 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     start = int(state["step"])
 
     train_step = make_train_step(config)
-    image = jnp.asarray(image_np)
+    image = jnp.asarray(np.repeat(image_np, config.batch, axis=0))
+    pool = None
+    if config.dataset == "bundled":
+        # Many-image training: fresh augmented crops each step, drawn from a
+        # generator seeded by (seed, step) so a resumed run sees the same data.
+        from jaxfuse import datasets
+        pool = [datasets.natural_image(n) for n in datasets.NATURAL_IMAGES]
     save_meta = lambda step, secs: checkpoint.make_meta(  # noqa: E731
         config.model_config, step, train=dataclasses.asdict(config), identity=ident,
         history=history, train_seconds=secs)
@@ -231,7 +256,9 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
         for i in bar:
-            state, terms = train_step(state, image)
+            batch = image if pool is None else jnp.asarray(datasets.random_crops(
+                pool, np.random.default_rng([config.seed, i]), config.batch, config.size))
+            state, terms = train_step(state, batch)
             terms = {k: float(v) for k, v in terms.items()}
             if not all(math.isfinite(v) for v in terms.values()):
                 raise JaxfuseError(config.image or BUILTIN_IMAGE,
@@ -246,6 +273,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                     step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
     seconds = elapsed_before + time.perf_counter() - t0
 
+    image = jnp.asarray(image_np)
     recon = np.asarray(jax.jit(model.reconstruct)(state["params"], image))
     recon_clipped = np.clip(recon, 0, 255)
     ssim_val = float(losses.ssim(jnp.asarray(recon_clipped), image)[0])

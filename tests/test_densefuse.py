@@ -79,3 +79,37 @@ def test_msdnet_fuses_each_scale_on_its_own(msd_params, rng):
     # Fusing all 192 channels at once would differ: the per-scale split matters.
     whole = ref.reflect_decode(pn, ref.l1(feats))
     assert np.abs(whole - want).max() > 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("arch,strategy", [("densefuse", "l1_block"), ("msdnet", "mean")])
+def test_arch_trains_and_fuses_end_to_end(tmp_path, arch, strategy):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from conftest import REPO
+    work = tmp_path / "w"
+    r = subprocess.run([sys.executable, "train.py", "--arch", arch, "--ssim-weight", "100", "--steps", "2",
+                        "--size", "24", "--workdir", str(work), "--no-progress"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    from jaxfuse.checkpoint import load_params, read_meta
+    _, config = load_params(work / "checkpoints")
+    assert config.arch == arch
+    assert read_meta(work / "checkpoints" / "2")["train"]["ssim_weight"] == 100
+    pairs = tmp_path / "pairs"
+    rng = np.random.default_rng(0)
+    for sub in ("ir", "vis"):
+        (pairs / sub).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (19, 26), dtype=np.uint8)).save(pairs / sub / "a.png")
+    out = tmp_path / "out"
+    args = [sys.executable, "fuse.py", "--pairs", str(pairs), "--out", str(out), "--checkpoint",
+            str(work / "checkpoints"), "--strategy", strategy, "--no-progress"]
+    r = subprocess.run(args + ["--arch", arch], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out / "a.png").size == (26, 19)
+    other = "res2netfuse"
+    r = subprocess.run(args + ["--arch", other, "--overwrite"], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and f"holds a {arch} network, not {other}" in r.stderr

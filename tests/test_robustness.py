@@ -584,6 +584,8 @@ def _corrupt(ck: Path, how: str) -> Path:
             m["model"]["shared"] = "no"
         elif how == "meta of another architecture":
             m["model"]["arch"] = "densefuse"
+        elif how == "meta of an unknown architecture":
+            m["model"]["arch"] = "unet"
         meta.write_text(json.dumps(m))
     return step
 
@@ -600,7 +602,9 @@ CKPT_CASES = {  # how -> (words in the message, which path it names: "step" or "
         "params do not match the model config recorded in meta (ModelConfig(arch='res2netfuse', "
         "shared=False)): missing encoder/res2net/conv3_g0_0/bias", "step"),
     "meta config of wrong type": ("checkpoint has an unusable model config (shared='no', expected bool)", "step"),
-    "meta of another architecture": ("checkpoint is for architecture 'densefuse', not 'res2netfuse'", "step"),
+    "meta of another architecture": (
+        "params do not match the model config recorded in meta (ModelConfig(arch='densefuse'", "step"),
+    "meta of an unknown architecture": ("checkpoint is for an unknown architecture 'unet'", "step"),
 }
 
 
