@@ -1,5 +1,6 @@
 """Shared fixtures. Building a model costs a compile, so tests share one."""
 
+import os
 from pathlib import Path
 
 import jax
@@ -30,3 +31,17 @@ def params_separate():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# Environment for the scripts tests run as subprocesses: CPU (the bit-identity
+# promise of resume is for CPU), and one persistent compilation cache for all
+# of a session's script runs: each would otherwise compile the same model
+# afresh, which is most of its time. A cached executable is the one a fresh
+# compile makes, so results are unchanged.
+SCRIPT_ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _script_compile_cache(tmp_path_factory):
+    SCRIPT_ENV["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")

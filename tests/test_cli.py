@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, TNO21, needs_tno21
+from conftest import REPO, SCRIPT_ENV, TNO21, needs_tno21
 
 
 def run(*args, cwd=REPO):
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=SCRIPT_ENV)
 
 
 @pytest.fixture(scope="module")

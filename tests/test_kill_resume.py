@@ -30,17 +30,7 @@ from PIL import Image
 from jaxfuse import checkpoint, training
 
 REPO = Path(__file__).resolve().parents[1]
-# CPU (the bit-identity promise is for CPU), and one persistent compilation cache
-# for all the script runs of a session: each would otherwise compile the same
-# model afresh, which is most of its time. A cached executable is the one a
-# fresh compile makes, so results are unchanged.
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _script_compile_cache(tmp_path_factory):
-    ENV["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
+from conftest import SCRIPT_ENV as ENV  # noqa: E402  (CPU, shared compile cache)
 
 
 TEMP = re.compile(r"^\.(.+)\.(\d+)\.[a-z0-9_]{8}\.tmp$")  # jaxfuse.io.atomic_write's temporaries

@@ -44,17 +44,7 @@ from jaxfuse.errors import JaxfuseError
 from jaxfuse.strategies import STRATEGIES
 
 REPO = Path(__file__).resolve().parents[1]
-# CPU (the bit-identity promise is for CPU), and one persistent compilation cache
-# for all the script runs of a session: each would otherwise compile the same
-# model afresh, which is most of its time. A cached executable is the one a
-# fresh compile makes, so results are unchanged.
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _script_compile_cache(tmp_path_factory):
-    ENV["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "jax-cache")
+from conftest import SCRIPT_ENV as ENV  # noqa: E402  (CPU, shared compile cache)
 
 
 H, W = 20, 24
