@@ -1,0 +1,141 @@
+"""The reproduction command: runs end to end, its report agrees with its CSVs.
+
+The --quick runs train for 3 steps, so the numbers are meaningless; what is
+checked is the machinery: every output exists, every number in the report's
+tables is the CSV's number, the paper's rows are printed, and a second run
+reuses the finished work.
+"""
+
+import csv
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import conftest
+from conftest import REPO, SHARED_DATA, TNO21, needs_tno21
+from jaxfuse import reproduce
+from jaxfuse.errors import JaxfuseError
+from jaxfuse.reproduce import CALIBRATION, PAPER_METRIC_ORDER, PAPER_SINGLE, fmt
+
+OUTPUTS = ("report.md", "table4.csv", "table2.csv", "table3.csv", "seeds.csv", "per_pair.csv",
+           "per_image.csv", "montage.png")
+
+
+# CPU and a compile cache shared by the scripts the tests run, where conftest offers one.
+ENV = getattr(conftest, "SCRIPT_ENV", None)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "jaxfuse.reproduce", *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def markdown_tables(report: str) -> dict[str, list[list[str]]]:
+    """Each Markdown table of the report, keyed by the CSV named after it."""
+    tables, current, last = {}, None, None
+    for line in report.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if current is None:
+                current = []
+            if not all(set(c) <= {"-"} for c in cells):  # skip the |---| rule
+                current.append(cells)
+            continue
+        if current is not None:
+            last, current = current, None
+        m = re.match(r"CSV: `(\w+)\.csv`", line)
+        if m:
+            tables[m.group(1)] = last
+    return tables
+
+
+def check_outputs(out, stdout):
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "python -m jaxfuse.reproduce --quick" in report and "## Timing and device" in report
+    md = markdown_tables(report)
+    assert {"table4", "table2", "table3", "seeds"} <= set(md)
+    for name, rows in md.items():
+        with open(out / f"{name}.csv", newline="") as f:
+            want = list(csv.reader(f))
+        assert rows[0] == want[0], name
+        assert len(rows) == len(want), name
+        for got_row, csv_row in zip(rows[1:], want[1:]):
+            assert got_row[0] == csv_row[0]
+            for got, cell in zip(got_row[1:], csv_row[1:]):
+                try:
+                    value = float(cell)
+                except ValueError:
+                    assert got == (cell or "–"), (name, got_row[0])
+                else:
+                    assert got == fmt(value), (name, got_row[0], got, cell)
+    # The printed Table IV holds the paper's Res2NetFuse rows, in the paper's metric order.
+    for s in ("l1", "mean"):
+        line = next(x for x in stdout.splitlines() if x.startswith(f"paper {s} "))
+        assert line.split()[2:] == [fmt(PAPER_SINGLE[s][m]) for m in PAPER_METRIC_ORDER]
+        ours = next(x for x in stdout.splitlines() if x.startswith(f"ours {s} "))
+        assert len(ours.split()) == 2 + len(PAPER_METRIC_ORDER)
+    montage = np.asarray(Image.open(out / "montage.png"))
+    assert montage.ndim == 3 and montage.shape[1] > montage.shape[0] > 0  # 4 columns, 2 rows
+
+
+@needs_tno21
+def test_quick_on_tno21(tmp_path):
+    out = tmp_path / "r"
+    r = run("--quick", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    check_outputs(out, r.stdout)
+    assert f"`{TNO21}`, 2 pair(s)" in (out / "report.md").read_text()
+
+
+def test_quick_on_generated_pairs_and_rerun_reuses(tmp_path):
+    rng = np.random.default_rng(0)
+    pairs = tmp_path / "pairs"
+    for sub in ("ir", "vis"):
+        (pairs / sub).mkdir(parents=True)
+    for k, (h, w) in enumerate([(64, 80), (72, 64), (64, 64)]):
+        y, x = np.mgrid[0:h, 0:w]
+        ir = 40 + 150 * np.exp(-((y - h / 2) ** 2 + (x - w / 3) ** 2) / 80) + rng.normal(0, 5, (h, w))
+        vis = 128 + 60 * np.sin(x / 5.0 + k) * np.cos(y / 7.0) + rng.normal(0, 8, (h, w))
+        for sub, a in (("ir", ir), ("vis", vis)):
+            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(pairs / sub / f"p{k}.png")
+    out = tmp_path / "r"
+    args = ("--quick", "--pairs", str(pairs), "--out", str(out), "--max-pairs", "3")
+    r = run(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    check_outputs(out, r.stdout)
+    report = (out / "report.md").read_text()
+    assert "3 pair(s)" in report and "l1, 2 of 3 pairs: highest" in report  # leave-one-out rows
+    first = (out / "table4.csv").read_text()
+    # Run again: nothing is retrained or refused, and the numbers are the same.
+    r = run(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("reusing the finished run") == 2 and "fused 0 new of 3" in r.stdout
+    assert (out / "table4.csv").read_text() == first
+
+
+def test_missing_pairs_is_one_line_error(tmp_path, monkeypatch):
+    r = run("--quick", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and r.stderr.count("\n") == 1
+    assert "does not exist" in r.stderr
+    monkeypatch.setattr(reproduce, "DEFAULT_PAIRS", tmp_path / "absent")
+    with pytest.raises(JaxfuseError, match="pass --pairs DIR"):
+        reproduce.reproduce(reproduce.Settings.quick_defaults(), tmp_path / "o")
+
+
+@pytest.mark.skipif(not (SHARED_DATA.parent / "SPEC.md").is_file(), reason="needs ../shared/SPEC.md")
+def test_embedded_paper_rows_match_spec():
+    spec = (SHARED_DATA.parent / "SPEC.md").read_text()
+    header = next(x for x in spec.splitlines() if x.startswith("| method | SSIM_a"))
+    cols = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert cols == ["SSIM_a", "EN", "MI", "Q_abf", "FMI_dct", "FMI_w", "SCD", "MS_SSIM"]
+    for label, table, s in (("Res2NetFuse l1", PAPER_SINGLE, "l1"), ("Res2NetFuse mean", PAPER_SINGLE, "mean"),
+                            ("l1", CALIBRATION, "l1"), ("mean", CALIBRATION, "mean")):
+        line = next(x for x in spec.splitlines() if x.startswith(f"| {label} |"))
+        values = [float(c) for c in line.strip("|").split("|")[1:]]
+        assert values == [table[s][m] for m in PAPER_METRIC_ORDER], label
