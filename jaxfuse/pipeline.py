@@ -121,16 +121,20 @@ def check_out_dir(pairs_dir, out_dir, pairs) -> None:
         raise JaxfuseError(out_dir, "--out exists and is not a folder")
 
 
+def thumbnail(a, height: int) -> np.ndarray:
+    """An image (gray or RGB, 0–255) as RGB uint8 scaled to ``height`` rows."""
+    from PIL import Image
+    a = np.clip(np.asarray(a), 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    w = max(1, round(a.shape[1] * height / a.shape[0]))
+    return np.asarray(Image.fromarray(a).resize((w, height), Image.BILINEAR))
+
+
 def overview_image(rows, height: int = 160) -> np.ndarray:
     """An RGB uint8 grid: one row per pair, columns infrared | visible | fused."""
-    from PIL import Image
-
     def tile(a):
-        a = np.clip(np.asarray(a), 0, 255).astype(np.uint8)
-        if a.ndim == 2:
-            a = np.stack([a] * 3, axis=-1)
-        w = max(1, round(a.shape[1] * height / a.shape[0]))
-        return np.asarray(Image.fromarray(a).resize((w, height), Image.BILINEAR))
+        return thumbnail(a, height)
 
     lines = []
     for ir, vis, fused in rows:

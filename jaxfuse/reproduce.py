@@ -419,12 +419,10 @@ def montage(rows, height: int = 180) -> np.ndarray:
     """RGB uint8 grid, one row per pair: infrared | visible | l1 | mean, with a header."""
     from PIL import Image, ImageDraw
 
+    from jaxfuse.pipeline import thumbnail
+
     def tile(a):
-        a = np.clip(np.asarray(a), 0, 255).astype(np.uint8)
-        if a.ndim == 2:
-            a = np.stack([a] * 3, axis=-1)
-        w = max(1, round(a.shape[1] * height / a.shape[0]))
-        return np.asarray(Image.fromarray(a).resize((w, height), Image.BILINEAR))
+        return thumbnail(a, height)
 
     gap = 6
     grid = [[tile(c) for c in cells] for cells in rows]
