@@ -200,6 +200,15 @@ def save_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
     return path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path, write_fn) -> None:
     """Calls ``write_fn(fileobj)`` on a temporary file, then renames it to ``path``.
 
@@ -210,6 +219,9 @@ def atomic_write(path, write_fn) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file owner-only (0600); give it the mode a plain
+        # open() would, so outputs are as readable as any other file.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
             f.flush()
