@@ -964,6 +964,12 @@ class Bench:
         width = max(len(t) for t, _, _ in rows)
         for text, shown, verdict in rows:
             print(f"{text:<{width}}  {shown:>16}  {verdict}")
+        la = R["env"]["loadavg_start"][0]
+        if la > 0.5 * self.cores:
+            self._busy_note = (f"The machine was busy (load average {la:.1f} on {self.cores} cores): "
+                               "PyTorch's OpenMP threads lose far more than XLA's thread pool when cores "
+                               "are oversubscribed, so these verdicts can be wrong; quote an idle run.")
+            print(self._busy_note)
         if getattr(self, "_flipped", False):
             print("Some verdicts flip on the fastest runs (ratio of the minima): the machine was busy "
                   "and the two frameworks suffered unequally (PyTorch's OpenMP barriers lose most when "
@@ -1023,14 +1029,16 @@ class Bench:
                 f"{L['fuse_s']:.1f} s / {_fmt_mb(L['rss_peak'])}", "—", "—", "")
         lines += ["", f"float32 matmul peak measured here: {self.peak:.0f} GFLOP/s (2048³ `jnp.dot`). "
                   f"FLOPs are analytic conv FLOPs (fusion of a {h}×{w} pair: "
-                  f"{fusion_flops(h, w) / 1e9:.1f} GFLOP; train step: {train_flops(256, 256) / 1e9:.1f} GFLOP). "
-                  "PyTorch train losses: separable-Gaussian SSIM (dm-pix's definition) / the authors' "
-                  "MS-SSIM, each + 0–1 MSE, as jaxfuse.",
+                  f"{fusion_flops(h, w) / 1e9:.1f} GFLOP; train step: {train_flops(256, 256) / 1e9:.1f} GFLOP)."
+                  + (" PyTorch train losses: separable-Gaussian SSIM (dm-pix's definition) / the authors' "
+                     "MS-SSIM, each + 0–1 MSE, as jaxfuse." if t else ""),
                   "", "| target | measured | |", "|---|---|---|"]
         for text, shown, verdict in self._rows:
             lines.append(f"| {text} | {shown} | **{verdict}** |")
         lines += ["", "Times are medians of interleaved runs (whole processes: best of the rounds); "
                   "“best runs” compares the fastest run of each side."]
+        if getattr(self, "_busy_note", None):
+            lines += ["", f"**{self._busy_note}**"]
         return "\n".join(lines)
 
     def run(self):
