@@ -54,8 +54,6 @@ def main(argv=None) -> int:
              if report.skipped_existing else ""))
     if args.metrics:
         from jaxfuse import evaluate
-        from jaxfuse.io import find_pairs
-        pairs, _ = find_pairs(args.pairs)
         done = {n for n, _ in report.written + report.skipped_existing}
         result = evaluate.evaluate_pairs([q for q in pairs if q.name in done], args.out,
                                          convention=args.convention,

@@ -161,8 +161,8 @@ def _silence_closed_loop_reports() -> None:
     sys.unraisablehook = hook
 
 
-def _check_layout(step_dir: Path, config: ModelConfig) -> None:
-    """The stored params must be exactly the tree ``config`` builds (names, shapes, dtypes)."""
+def _check_layout(step_dir: Path, config: ModelConfig, abstract) -> None:
+    """The stored params must be exactly ``abstract``, the tree ``config`` builds."""
     ocp = _ocp()
     try:
         stored = ocp.StandardCheckpointHandler().metadata((step_dir / "params").absolute())
@@ -172,7 +172,7 @@ def _check_layout(step_dir: Path, config: ModelConfig) -> None:
     except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types for bad files
         raise _orbax_failed(step_dir, e) from None
     want = {_keystr(k): (tuple(v.shape), str(v.dtype))
-            for k, v in jax.tree_util.tree_flatten_with_path(abstract_params(config))[0]}
+            for k, v in jax.tree_util.tree_flatten_with_path(abstract)[0]}
     missing = sorted(set(want) - set(stored))
     extra = sorted(set(stored) - set(want))
     wrong = sorted(k for k in set(want) & set(stored) if want[k] != stored[k])
@@ -213,9 +213,10 @@ def restore(path, *, config: ModelConfig | None = None, with_opt_like: Any = Non
         raise JaxfuseError(step_dir, f"checkpoint is for {ckpt_config}, not {config}")
     if not (step_dir / "params").is_dir():
         raise JaxfuseError(step_dir, "not a complete jaxfuse checkpoint (no params item)")
-    _check_layout(step_dir, ckpt_config)
+    abstract = abstract_params(ckpt_config)
+    _check_layout(step_dir, ckpt_config, abstract)
     ocp = _ocp()
-    items = {"params": ocp.args.StandardRestore(abstract_params(ckpt_config))}
+    items = {"params": ocp.args.StandardRestore(abstract)}
     if with_opt_like is not None:
         items["opt"] = ocp.args.StandardRestore(
             jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), with_opt_like))

@@ -72,25 +72,25 @@ def _tiles(h: int, w: int, tile: int):
             yield y0, min(y0 + tile, h), x0, min(x0 + tile, w)
 
 
-def _tile_input(sources, y0, y1, x0, x1, halo, size, interior=None):
-    """The input window of one tile, zero-padded to ``size``, and its mask.
+def _tile_input(sources, y0, y1, x0, x1, halo, size):
+    """The input window of one tile, zero-padded to ``size``, and two masks.
 
-    The mask marks the true image (not the window): zeros beyond the image
-    border act as the network's "same" padding, while the window's cut
+    ``net_mask`` marks the true image (not the window): zeros beyond the
+    image border act as the network's "same" padding, while the window's cut
     inside the image only disturbs pixels farther than ``halo`` from the
-    tile's output region. ``interior``, if given, restricts the mask to the
-    output region itself (for whole-image statistics).
+    tile's output region. ``out_mask`` marks the output region itself, where
+    features are exact (for whole-image statistics). ``offset`` is where the
+    output region starts in the window.
     """
     k, n, h, w, _ = sources.shape
     a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
     b0, b1 = max(0, x0 - halo), min(w, x1 + halo)
     win = _padded(sources[:, :, a0:a1, b0:b1], size, size)
-    m = np.zeros((n, size, size, 1), np.float32)
-    if interior:
-        m[:, y0 - a0:y1 - a0, x0 - b0:x1 - b0] = 1.0
-    else:
-        m[:, : a1 - a0, : b1 - b0] = 1.0
-    return win, m, (y0 - a0, x0 - b0)
+    net_mask = np.zeros((n, size, size, 1), np.float32)
+    net_mask[:, : a1 - a0, : b1 - b0] = 1.0
+    out_mask = np.zeros_like(net_mask)
+    out_mask[:, y0 - a0:y1 - a0, x0 - b0:x1 - b0] = 1.0
+    return win, net_mask, out_mask, (y0 - a0, x0 - b0)
 
 
 def tiled_fuse(params, sources, *, strategy: str = "l1", tile: int = DEFAULT_TILE,
@@ -122,16 +122,15 @@ def _tiled_fuse(params, sources, strategy, tile, halo):
         lo = np.full((k, n, 1, 1, 1), np.inf, np.float32)
         hi = np.full((k, n, 1, 1, 1), -np.inf, np.float32)
         for y0, y1, x0, x1 in _tiles(h, w, tile):
-            win, m, _ = _tile_input(sources, y0, y1, x0, x1, halo, size, interior=True)
+            win, net_mask, out_mask, _ = _tile_input(sources, y0, y1, x0, x1, halo, size)
             # Features inside the output region are exact, so their min/max is too.
-            full_m = _tile_input(sources, y0, y1, x0, x1, halo, size)[1]
-            t_lo, t_hi = _tile_range_masked(params, win, full_m, m)
+            t_lo, t_hi = _tile_range_masked(params, win, net_mask, out_mask)
             lo, hi = np.minimum(lo, t_lo), np.maximum(hi, t_hi)
         value_range = (jnp.asarray(lo), jnp.asarray(hi))
     out = np.empty((n, h, w, 1), np.float32)
     for y0, y1, x0, x1 in _tiles(h, w, tile):
-        win, m, (oy, ox) = _tile_input(sources, y0, y1, x0, x1, halo, size)
-        res = fuse(params, win, strategy=strategy, mask=m, value_range=value_range)
+        win, net_mask, _, (oy, ox) = _tile_input(sources, y0, y1, x0, x1, halo, size)
+        res = fuse(params, win, strategy=strategy, mask=net_mask, value_range=value_range)
         out[:, y0:y1, x0:x1] = np.asarray(res)[:, oy:oy + y1 - y0, ox:ox + x1 - x0]
     return out
 

@@ -133,12 +133,9 @@ def thumbnail(a, height: int) -> np.ndarray:
 
 def overview_image(rows, height: int = 160) -> np.ndarray:
     """An RGB uint8 grid: one row per pair, columns infrared | visible | fused."""
-    def tile(a):
-        return thumbnail(a, height)
-
     lines = []
     for ir, vis, fused in rows:
-        tiles = [tile(ir), tile(vis), tile(fused)]
+        tiles = [thumbnail(a, height) for a in (ir, vis, fused)]
         gap = np.full((height, 6, 3), 255, np.uint8)
         lines.append(np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1))
     width = max(x.shape[1] for x in lines)

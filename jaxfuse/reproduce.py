@@ -421,11 +421,8 @@ def montage(rows, height: int = 180) -> np.ndarray:
 
     from jaxfuse.pipeline import thumbnail
 
-    def tile(a):
-        return thumbnail(a, height)
-
     gap = 6
-    grid = [[tile(c) for c in cells] for cells in rows]
+    grid = [[thumbnail(c, height) for c in cells] for cells in rows]
     widths = [max(r[i].shape[1] for r in grid) for i in range(len(grid[0]))]
     width = sum(widths) + gap * (len(widths) - 1)
     body = []

@@ -240,7 +240,8 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     start = int(state["step"])
 
     train_step = make_train_step(config)
-    image = jnp.asarray(np.repeat(image_np, config.batch, axis=0))
+    image = jnp.asarray(image_np)
+    fixed_batch = jnp.repeat(image, config.batch, axis=0)
     pool = None
     if config.dataset == "bundled":
         # Many-image training: fresh augmented crops each step, drawn from a
@@ -256,7 +257,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
         for i in bar:
-            batch = image if pool is None else jnp.asarray(datasets.random_crops(
+            batch = fixed_batch if pool is None else jnp.asarray(datasets.random_crops(
                 pool, np.random.default_rng([config.seed, i]), config.batch, config.size))
             state, terms = train_step(state, batch)
             terms = {k: float(v) for k, v in terms.items()}
@@ -273,12 +274,12 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                     step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
     seconds = elapsed_before + time.perf_counter() - t0
 
-    image = jnp.asarray(image_np)
+    from jaxfuse import metrics  # only needed here, at the end
     recon = np.asarray(jax.jit(model.reconstruct)(state["params"], image))
     recon_clipped = np.clip(recon, 0, 255)
-    ssim_val = float(losses.ssim(jnp.asarray(recon_clipped), image)[0])
-    mse = float(np.mean(((recon_clipped - image_np) / 255.0) ** 2))
-    psnr = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
+    ssim_val = float(losses.ssim(jnp.asarray(recon_clipped), image)[0])  # the loss's SSIM
+    mse = metrics.mse(image_np[0, :, :, 0], recon_clipped[0, :, :, 0])
+    psnr = metrics.psnr(image_np[0, :, :, 0], recon_clipped[0, :, :, 0])
     if history["total"]:
         _plot_curves(history, workdir / "loss_curves.png")
     _save_side_by_side(image_np, recon, workdir / "reconstruction.png")

@@ -94,3 +94,14 @@ def test_fuse_tno21_with_shipped_checkpoint(tmp_path):
         a = np.asarray(fused)
         assert a.min() == 0 and a.max() >= 254  # the output step's full range
     assert len(list(out.glob("[!_]*.png"))) == 21
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from jaxfuse import io
+    p = io.save_image(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask

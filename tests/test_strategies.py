@@ -115,13 +115,3 @@ def test_fusion_works_on_tiny_images(params):
     out = fusion.fuse_pair(params, np.full((1, 1), 10.0, np.float32), np.full((1, 1), 200.0, np.float32))
     assert out.shape == (1, 1)
 
-
-def test_outputs_get_ordinary_file_permissions(tmp_path):
-    import os
-    import stat
-
-    from jaxfuse import io
-    p = io.save_image(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
-    mask = os.umask(0)
-    os.umask(mask)
-    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask
