@@ -34,6 +34,8 @@ def main(argv=None) -> int:
                    help="metric set for --metrics (default paper)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    from jaxfuse import xla
+    xla.enable_compilation_cache()
 
     from jaxfuse import checkpoint, io, pipeline
     from jaxfuse.errors import JaxfuseError

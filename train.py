@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --workdir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    from jaxfuse import xla
+    xla.enable_compilation_cache()
     if args.resume and args.overwrite:
         p.error("--resume and --overwrite contradict each other")
 

@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from jaxfuse import xla
+    xla.enable_compilation_cache()
     metrics = None
     if args.metrics:
         metrics = [m for item in args.metrics for m in item.split(",") if m.strip()]

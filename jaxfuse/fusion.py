@@ -9,19 +9,17 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfuse import model
+from jaxfuse import model, xla
 from jaxfuse.strategies import get_strategy
 
 OUTPUT_EPS = 1e-5  # the authors' constant in the output min–max step
 
 
-@functools.partial(jax.jit, static_argnames=("strategy",))
+@xla.jit(static_argnames=("strategy",))
 def fuse(params: model.Params, sources: jax.Array, *, strategy: str = "l1",
          mask: jax.Array | None = None, value_range=None) -> jax.Array:
     """Fuses k registered grayscale sources.
@@ -56,6 +54,7 @@ def fuse(params: model.Params, sources: jax.Array, *, strategy: str = "l1",
     return model.decode(params, fused, mask=mask)
 
 
+@xla.jit
 def to_uint8(images: jax.Array) -> jax.Array:
     """The authors' output step, per image: (o − min)/(max − min + 1e-5)·255, truncated.
 

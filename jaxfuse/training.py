@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from jaxfuse import __version__, checkpoint, io, losses, model
+from jaxfuse import __version__, checkpoint, io, losses, model, xla
 from jaxfuse.errors import JaxfuseError
 
 BUILTIN_IMAGE = "camera"  # scikit-image's bundled 512×512 grayscale photograph
@@ -131,7 +131,7 @@ def make_train_step(config: TrainConfig):
         params = optax.apply_updates(state["params"], updates)
         return {"params": params, "opt": opt_state, "step": state["step"] + 1}, terms
 
-    return jax.jit(step, donate_argnums=(0,))
+    return xla.jit(step, donate_argnums=(0,))
 
 
 def _identity(config: TrainConfig, image: np.ndarray) -> dict:
@@ -275,7 +275,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     seconds = elapsed_before + time.perf_counter() - t0
 
     from jaxfuse import metrics  # only needed here, at the end
-    recon = np.asarray(jax.jit(model.reconstruct)(state["params"], image))
+    recon = np.asarray(xla.jit(model.reconstruct)(state["params"], image))
     recon_clipped = np.clip(recon, 0, 255)
     ssim_val = float(losses.ssim(jnp.asarray(recon_clipped), image)[0])  # the loss's SSIM
     mse = metrics.mse(image_np[0, :, :, 0], recon_clipped[0, :, :, 0])

@@ -40,6 +40,8 @@ def rng():
 # compile makes, so results are unchanged.
 SCRIPT_ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
               "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+# Command-line mains called in-process must not turn on a cache in the user's home.
+os.environ.setdefault("JAXFUSE_NO_CACHE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
