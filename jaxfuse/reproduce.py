@@ -90,6 +90,17 @@ PAPER_RECON = {  # Table III (MSE on the 0-1 scale; PSNR and MSE are per-image a
     "MSDNetRecons": {"SSIM": 0.99933, "PSNR": 52.10881, "MSE": 0.00001},
 }
 LOWER_IS_BETTER = {"MSE"}
+# The paper's comparison networks (Table IV), as architectures of jaxfuse, and the
+# strategies each is fused with: DenseFuse's own two (its paper), MSDNet's l1 and mean
+# (this paper's Table IV rows). The paper gives one DenseFuse row without its strategy.
+BASELINES = ("densefuse", "msdnet")
+BASELINE_STRATEGIES = {"densefuse": ("addition", "l1_block"), "msdnet": ("l1", "mean")}
+PAPER_BASELINES = {
+    "densefuse": {None: _P(0.72829, 6.66296, 13.32592, 0.43454, 0.41456, 0.42525, 1.83379, 0.92860)},
+    "msdnet": {"l1": _P(0.76365, 6.40040, 12.80079, 0.44416, 0.37547, 0.41741, 1.61825, 0.83311),
+               "mean": _P(0.77453, 6.28483, 12.56966, 0.39214, 0.39046, 0.41116, 1.67953, 0.87041)},
+}
+PAPER_BASELINE_RECON = {"densefuse": "DenseFuseRecons", "msdnet": "MSDNetRecons"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +116,7 @@ class Settings:
     crop: int = 512                   # Table III: centre crop to at most crop × crop
     max_pairs: int | None = None      # None: all pairs; else the N smallest (by area)
     montage_pairs: int = 4
+    baselines: tuple[str, ...] = BASELINES  # trained single- and many-image like Res2NetFuse
     checkpoint: str | None = None     # stands in for the (images[0], seeds[0]) model
     many_checkpoint: str | None = None
     quick: bool = False
@@ -137,6 +149,9 @@ class Settings:
             raise JaxfuseError(None, "--seeds and --images must not repeat a value")
         if not self.images:
             raise JaxfuseError(None, "--images needs at least one image")
+        for b in self.baselines:
+            if b not in BASELINES:
+                raise JaxfuseError(None, f"--baselines takes {', '.join(BASELINES)}, got {b!r}")
         for im in self.images:
             if im not in datasets.NATURAL_IMAGES and not Path(im).is_file():
                 raise JaxfuseError(im, f"not a file nor a bundled image "
@@ -309,7 +324,7 @@ def select_pairs(pairs_dir: Path, max_pairs: int | None):
     return pairs
 
 
-def fuse_and_score(model: Model, pairs, out: Path, log) -> dict:
+def fuse_and_score(model: Model, pairs, out: Path, log, strategies: Sequence[str] = STRATEGIES) -> dict:
     """Fuses ``pairs`` with each strategy into ``out/fused/<model>/<strategy>`` and scores them.
 
     Returns ``{strategy: {"per_pair": {name: {metric: v}}, "mean": {metric: v}}}``.
@@ -335,7 +350,7 @@ def fuse_and_score(model: Model, pairs, out: Path, log) -> dict:
             {"model": model.label, "fingerprint": model.fingerprint}).encode()))
     names = [p.name for p in pairs]
     result = {}
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         d = root / strategy
         d.mkdir(parents=True, exist_ok=True)
         io.remove_stale_temps(d)
@@ -404,10 +419,8 @@ def reconstruct_and_score(params, images: dict[str, np.ndarray]) -> dict[str, di
 
 @functools.lru_cache(maxsize=None)
 def _jitted_reconstruct():
-    import jax
-
-    from jaxfuse import model
-    return jax.jit(model.reconstruct)
+    from jaxfuse import model, xla
+    return xla.jit(model.reconstruct)
 
 
 def _mean_recon(per_image: dict, exclude: Sequence[str] = ()) -> dict[str, float]:
@@ -563,11 +576,25 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
         models[many_key] = _train(many_key, "many-image (bundled crops)", TrainConfig(
             dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
             loss=settings.loss, size=settings.size), out, log)
+    baseline_keys: dict[str, dict[str, str]] = {}  # arch -> {"single": key, "many": key}
+    for arch in settings.baselines:
+        ks = baseline_keys[arch] = {
+            "single": f"{arch}-single-{_image_key(image0)}-seed{seed0}-{settings.steps}steps-"
+                      f"{settings.size}px-{settings.loss}",
+            "many": f"{arch}-many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-"
+                    f"{settings.loss}"}
+        models[ks["single"]] = _train(ks["single"], f"{arch} single-image {_image_key(image0)}",
+                                      dataclasses.replace(single(image0, seed0), arch=arch), out, log)
+        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)", TrainConfig(
+            arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
+            loss=settings.loss, size=settings.size), out, log)
+    arch_of = {k: a for a, ks in baseline_keys.items() for k in ks.values()}
     timing["training (this call)"] = time.perf_counter() - t
 
     # --- fusion and scores --------------------------------------------------
     t = stage(f"fusing and scoring {len(pairs)} pair(s) from {pairs_dir} with {len(models)} model(s)")
-    fusion = {k: fuse_and_score(m, pairs, out, log) for k, m in models.items()}
+    fusion = {k: fuse_and_score(m, pairs, out, log, BASELINE_STRATEGIES.get(arch_of.get(k), STRATEGIES))
+              for k, m in models.items()}
     timing["fusion and scoring"] = time.perf_counter() - t
 
     t = stage(f"reconstructing the 20 bundled natural images (centre crop ≤ {settings.crop} px)")
@@ -618,10 +645,35 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
     if image0 in images and not primary_key.startswith("checkpoint-"):
         rx = _mean_recon(recon[primary_key], exclude=[image0])
         rows.append([f"ours single-image, without {image0} (19 images)"] + [rx[m] for m in RECON_METRICS])
+    for arch, ks in baseline_keys.items():
+        for kind in ("single", "many"):
+            r = _mean_recon(recon[ks[kind]])
+            rows.append([f"ours {arch} {kind}-image"] + [r[m] for m in RECON_METRICS])
     rows += [[f"paper {k}"] + [v[m] for m in RECON_METRICS] for k, v in PAPER_RECON.items()]
     tables["table3"] = Table(
         "table3", "Table III: reconstruction of 20 natural images (SSIM, PSNR dB, MSE on 0–1)",
         ["row"] + list(RECON_METRICS), rows)
+
+    if baseline_keys:
+        rows = []
+        for arch, ks in baseline_keys.items():
+            for s in BASELINE_STRATEGIES[arch]:
+                rows += [_fusion_row(f"ours {arch} single-image {s}", fusion[ks["single"]][s]["mean"]),
+                         _fusion_row(f"ours {arch} many-image {s}", fusion[ks["many"]][s]["mean"])]
+            for s, v in PAPER_BASELINES[arch].items():
+                rows.append(_fusion_row(f"paper {arch}" + (f" {s}" if s else " (strategy not stated)"), v))
+        for s in STRATEGIES:
+            rows.append(_fusion_row(f"ours res2netfuse single-image {s}", p1[s]["mean"]))
+        tables["baselines"] = Table(
+            "baselines", "Table IV, comparison networks: DenseFuse and MSDNet trained here, "
+                         "beside the paper's rows",
+            ["row"] + list(PAPER_METRIC_ORDER), rows,
+            note="Ours: the same recipe as the Res2NetFuse models (single image "
+                 f"`{_image_key(image0)}`, seed {seed0}, {settings.steps} steps, loss `{settings.loss}` "
+                 f"with λ = 1; many-image: {settings.many_steps_} steps of batch-4 crops of the bundled "
+                 "images). The paper's DenseFuse and MSDNet rows are the published models, trained on "
+                 "80 000 MS-COCO images; its DenseFuse row does not say which of DenseFuse's two "
+                 "strategies it used, so it stands beside both of ours.")
 
     seed_models = [key_of(image0, s) for s in settings.seeds]
     per_seed = {k: _metric_rows(fusion[k], _mean_recon(recon[k])) for k in seed_models}
@@ -718,6 +770,9 @@ def _report(settings, out, pairs_dir, pairs, models, primary_key, many_key, tabl
          f"- many-image training: augmented random crops of the 20 bundled natural images, "
          f"{settings.many_steps_} steps, batch 4, Adam lr 1e-4, seed {settings.seeds[0]}, "
          f"{settings.size}×{settings.size}",
+         f"- comparison networks: {', '.join(settings.baselines) or 'none'}, each trained "
+         f"single-image and many-image with the recipes above; DenseFuse fused with addition "
+         f"and l1_block, MSDNet with l1 and mean",
          f"- fusion: strategies {', '.join(STRATEGIES)}; metrics: the paper's eight, reference-kit "
          f"convention (`jaxfuse.metrics`, MI = 2·EN as in the kit)",
          f"- reconstruction: the 20 natural images of `jaxfuse.datasets.NATURAL_IMAGES`, gray, "
@@ -737,7 +792,9 @@ def _report(settings, out, pairs_dir, pairs, models, primary_key, many_key, tabl
           + "; ".join(f"{k} {v:.0f} s" for k, v in timing.items()),
           f"- training time recorded by the runs (including reused ones): "
           f"{sum(m.train_seconds or 0 for m in models.values()):.0f} s", ""]
-    for name in ("table4", "table2", "table3", "seeds", "images"):
+    for name in ("table4", "baselines", "table2", "table3", "seeds", "images"):
+        if name == "baselines" and name not in tables:
+            continue
         if name not in tables:
             L += ["## Training images", "", "Not studied in this run (one image); pass "
                   "`--images camera astronaut coffee ...` to train one model per image.", ""]
@@ -798,6 +855,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--crop", type=int, default=None,
                    help="Table III images are centre-cropped to at most this side (default 512)")
     p.add_argument("--max-pairs", type=int, default=None, help="use only the N smallest pairs")
+    p.add_argument("--baselines", nargs="*", default=None, choices=BASELINES, metavar="ARCH",
+                   help="comparison networks to train and score, from "
+                        f"{', '.join(BASELINES)} (default: both; give none to skip them)")
     p.add_argument("--checkpoint", default=None,
                    help="use this model as the single-image model instead of training it")
     p.add_argument("--many-checkpoint", default=None,
@@ -810,6 +870,7 @@ def settings_from_args(args) -> Settings:
               seeds=tuple(args.seeds) if args.seeds else None,
               images=tuple(args.images) if args.images else None, size=args.size, loss=args.loss,
               crop=args.crop, max_pairs=args.max_pairs, checkpoint=args.checkpoint,
+              baselines=tuple(args.baselines) if args.baselines is not None else None,
               many_checkpoint=args.many_checkpoint)
     if args.quick:
         return Settings.quick_defaults(**kw)
@@ -818,15 +879,18 @@ def settings_from_args(args) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from jaxfuse import xla
+    xla.enable_compilation_cache()
     settings = settings_from_args(args)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "jaxfuse.reproduce", *argv])
     result = reproduce(settings, args.out, command=command,
                        log=lambda s: print(s, flush=True))
     print()
-    for name in ("table4", "table2", "table3"):
-        print(result["tables"][name].text())
-        print()
+    for name in ("table4", "baselines", "table2", "table3"):
+        if name in result["tables"]:
+            print(result["tables"][name].text())
+            print()
     print(f"report: {result['report']}  (seed and training-image studies are in it)")
     return 0
 

@@ -19,7 +19,7 @@ import conftest
 from conftest import REPO, SHARED_DATA, TNO21, needs_tno21
 from jaxfuse import reproduce
 from jaxfuse.errors import JaxfuseError
-from jaxfuse.reproduce import CALIBRATION, PAPER_METRIC_ORDER, PAPER_SINGLE, fmt
+from jaxfuse.reproduce import CALIBRATION, PAPER_BASELINES, PAPER_METRIC_ORDER, PAPER_SINGLE, fmt
 
 OUTPUTS = ("report.md", "table4.csv", "table2.csv", "table3.csv", "seeds.csv", "per_pair.csv",
            "per_image.csv", "montage.png")
@@ -53,7 +53,7 @@ def markdown_tables(report: str) -> dict[str, list[list[str]]]:
     return tables
 
 
-def check_outputs(out, stdout):
+def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
@@ -80,6 +80,17 @@ def check_outputs(out, stdout):
         assert line.split()[2:] == [fmt(PAPER_SINGLE[s][m]) for m in PAPER_METRIC_ORDER]
         ours = next(x for x in stdout.splitlines() if x.startswith(f"ours {s} "))
         assert len(ours.split()) == 2 + len(PAPER_METRIC_ORDER)
+    # The comparison networks' table: ours for each trained strategy, beside the paper's rows.
+    assert ("baselines" in md) == bool(baselines)
+    for arch in baselines:
+        for kind in ("single", "many"):
+            for s in reproduce.BASELINE_STRATEGIES[arch]:
+                assert any(r[0] == f"ours {arch} {kind}-image {s}" for r in md["baselines"])
+            assert any(r[0] == f"ours {arch} {kind}-image" for r in md["table3"])
+        for s, want in PAPER_BASELINES[arch].items():
+            label = f"paper {arch} {s or '(strategy not stated)'}"
+            line = next(x for x in stdout.splitlines() if x.startswith(label + " "))
+            assert line[len(label):].split() == [fmt(want[m]) for m in PAPER_METRIC_ORDER]
     montage = np.asarray(Image.open(out / "montage.png"))
     assert montage.ndim == 3 and montage.shape[1] > montage.shape[0] > 0  # 4 columns, 2 rows
 
@@ -105,17 +116,18 @@ def test_quick_on_generated_pairs_and_rerun_reuses(tmp_path):
         for sub, a in (("ir", ir), ("vis", vis)):
             Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(pairs / sub / f"p{k}.png")
     out = tmp_path / "r"
-    args = ("--quick", "--pairs", str(pairs), "--out", str(out), "--max-pairs", "3")
+    args = ("--quick", "--pairs", str(pairs), "--out", str(out), "--max-pairs", "3",
+            "--baselines", "densefuse")
     r = run(*args)
     assert r.returncode == 0, r.stderr[-2000:]
-    check_outputs(out, r.stdout)
+    check_outputs(out, r.stdout, baselines=("densefuse",))
     report = (out / "report.md").read_text()
     assert "3 pair(s)" in report and "l1, 2 of 3 pairs: highest" in report  # leave-one-out rows
     first = (out / "table4.csv").read_text()
     # Run again: nothing is retrained or refused, and the numbers are the same.
     r = run(*args)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.count("reusing the finished run") == 2 and "fused 0 new of 3" in r.stdout
+    assert r.stdout.count("reusing the finished run") == 4 and "fused 0 new of 3" in r.stdout
     assert (out / "table4.csv").read_text() == first
 
 
@@ -135,7 +147,10 @@ def test_embedded_paper_rows_match_spec():
     cols = [c.strip() for c in header.strip("|").split("|")][1:]
     assert cols == ["SSIM_a", "EN", "MI", "Q_abf", "FMI_dct", "FMI_w", "SCD", "MS_SSIM"]
     for label, table, s in (("Res2NetFuse l1", PAPER_SINGLE, "l1"), ("Res2NetFuse mean", PAPER_SINGLE, "mean"),
-                            ("l1", CALIBRATION, "l1"), ("mean", CALIBRATION, "mean")):
+                            ("l1", CALIBRATION, "l1"), ("mean", CALIBRATION, "mean"),
+                            ("DenseFuse", PAPER_BASELINES["densefuse"], None),
+                            ("MSDNet l1", PAPER_BASELINES["msdnet"], "l1"),
+                            ("MSDNet mean", PAPER_BASELINES["msdnet"], "mean")):
         line = next(x for x in spec.splitlines() if x.startswith(f"| {label} |"))
         values = [float(c) for c in line.strip("|").split("|")[1:]]
         assert values == [table[s][m] for m in PAPER_METRIC_ORDER], label
