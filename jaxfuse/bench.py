@@ -87,6 +87,7 @@ def _flops_per_pixel(layers) -> int:
 ENC_FPP = _flops_per_pixel(ENCODER_LAYERS)   # 81,472
 DEC_FPP = _flops_per_pixel(DECODER_LAYERS)   # 120,096
 FIRST_LAYER_FPP = _flops_per_pixel(ENCODER_LAYERS[:1])
+BIG_LAYER_SHARE = _flops_per_pixel(DECODER_LAYERS[:1]) / (2 * ENC_FPP + DEC_FPP)
 
 
 def fusion_flops(h: int, w: int, k: int = 2) -> float:
@@ -577,7 +578,7 @@ class Bench:
             checkpoint.save(mngr, 0, self.params,
                             checkpoint.make_meta(model.config_from_params(self.params), 0))
             self.ckpt_arg = ["--checkpoint", str(self.ckpt)]
-            what = f"no shipped checkpoint: fresh init_params(key(0)) saved to a temp Orbax checkpoint"
+            what = "no shipped checkpoint: fresh init_params(key(0)) saved to a temp Orbax checkpoint"
         cfg = model.config_from_params(self.params)
         print(f"weights        : {what}")
         print(f"network        : Res2NetFuse shared={cfg.shared}, {model.count_params(self.params):,} "
@@ -786,6 +787,82 @@ class Bench:
         else:
             print(f"PyTorch        : PyTorch baseline skipped: {self.torch_skip_reason}")
 
+    # -- where the time goes: one convolution in both frameworks ---------------
+    def kernels(self):
+        """The network's heaviest layer (3×3, 64→64, the decoder's first) alone, both frameworks.
+
+        Forward at the fusion size, and the three convolutions of a training step at
+        256×256 (forward, gradient w.r.t. the input, gradient w.r.t. the weights). The
+        layer is 26 % of a fusion's FLOPs (:data:`BIG_LAYER_SHARE`); these ratios are the
+        measured cause of the fusion and training verdicts below.
+        """
+        import jax
+        import jax.numpy as jnp
+        from jax import lax
+        section("One convolution, both frameworks (3×3, 64→64: the decoder's first layer)")
+        if not self.use_torch:
+            print(f"skipped: needs the PyTorch baseline ({self.torch_skip_reason})")
+            return
+        torch = self.T.torch
+        rng = np.random.default_rng(0)
+        w = rng.normal(0, 0.05, (3, 3, 64, 64)).astype(np.float32)  # HWIO, as Flax
+        dn = ("NHWC", "HWIO", "NHWC")
+        conv = lambda x, k: lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn)  # noqa: E731
+        from jaxfuse import xla
+        fwd = xla.jit(conv)
+        dx = xla.jit(lambda x, k, g: jax.vjp(lambda x_: conv(x_, k), x)[1](g)[0])
+        dw = xla.jit(lambda x, k, g: jax.vjp(lambda k_: conv(x, k_), k)[1](g)[0])
+        tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())  # OIHW
+        K = self.R["kernels"] = {}
+        cases = [("forward", self.pair_hw)] + [(c, (TRAIN_SIZE, TRAIN_SIZE)) for c in ("input_grad", "weight_grad")]
+        cases.insert(1, ("forward_train", (TRAIN_SIZE, TRAIN_SIZE)))
+        print(f"{'case':<26}{'JAX':>22}{'PyTorch channels-last':>26}{'JAX / PyTorch':>15}")
+        for case, (h, wd) in cases:
+            x = rng.normal(0, 1, (1, h, wd, 64)).astype(np.float32)
+            xj, kj, gj = jnp.asarray(x), jnp.asarray(w), jnp.asarray(x)
+            tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(memory_format=torch.channels_last)
+            tg = tx.clone()
+            twc = tw.contiguous(memory_format=torch.channels_last)
+            if case.startswith("forward"):
+                jf = lambda: fwd(xj, kj).block_until_ready()  # noqa: E731
+                tf = lambda: torch.nn.functional.conv2d(tx, twc, padding=1)  # noqa: E731
+            elif case == "input_grad":
+                jf = lambda: dx(xj, kj, gj).block_until_ready()  # noqa: E731
+                tf = lambda: torch.nn.grad.conv2d_input(tx.shape, twc, tg, padding=1)  # noqa: E731
+            else:
+                jf = lambda: dw(xj, kj, gj).block_until_ready()  # noqa: E731
+                tf = lambda: torch.nn.grad.conv2d_weight(tx, twc.shape, tg, padding=1)  # noqa: E731
+            with torch.no_grad():
+                t = interleaved({"jax": jf, "torch": tf}, 5 if self.quick else 11, warmup=2)
+            gflop = 2.0 * h * wd * 64 * 64 * 9 / 1e9
+            mj, mt = _med(t["jax"]), _med(t["torch"])
+            K[case] = {"hw": [h, wd], "jax_s": mj, "torch_channels_last_s": mt, "ratio": mj / mt,
+                       "jax_gflops": gflop / mj, "torch_gflops": gflop / mt}
+            label = f"{case.replace('_', ' ')} {h}×{wd}"
+            print(f"{label:<26}{_fmt_ms(mj):>11} {gflop / mj:>4.0f} GFLOP/s{_fmt_ms(mt):>13} "
+                  f"{gflop / mt:>4.0f} GFLOP/s{mj / mt:>12.2f}×")
+        print(f"(XLA options: {xla.compiler_options() or 'XLA defaults'}; matmul peak {self.peak:.0f} GFLOP/s)")
+
+    def _cause(self, key: str) -> str | None:
+        """The measured cause of a missed target, from the kernel and step figures."""
+        K = self.R.get("kernels") or {}
+        if key in ("tno_vs_channels_last", "tno_vs_nchw", "pair_speedup") and "forward" in K:
+            k = K["forward"]
+            text = (f"XLA:CPU's 3×3 64→64 convolution runs at {k['jax_gflops']:.0f} GFLOP/s against "
+                    f"oneDNN's {k['torch_gflops']:.0f} in PyTorch ({k['ratio']:.2f}× its time); "
+                    f"that layer alone is {BIG_LAYER_SHARE:.0%} of a fusion's FLOPs")
+            if key != "pair_speedup" and "tno" in self.R and self.R["tno"].get("jax_warm_cache_s"):
+                T = self.R["tno"]
+                text += (f"; compiles: the same run with a warm cache takes {T['jax_warm_cache_s']:.1f} s "
+                         f"instead of {T['jax_s']:.1f} s")
+            return text
+        if key.startswith("train_") and "weight_grad" in K:
+            parts = ", ".join(f"{c.replace('_', ' ')} {K[c]['ratio']:.2f}×"
+                              for c in ("forward_train", "input_grad", "weight_grad") if c in K)
+            return (f"the step is three convolutions per layer; for the 3×3 64→64 layer, JAX / PyTorch "
+                    f"time: {parts}")
+        return None
+
     # -- TNO-21 as whole processes -------------------------------------------
     def tno_folder(self):
         from PIL import Image
@@ -971,8 +1048,12 @@ class Bench:
         add("tiled_rss", "4000×3000 pair by tiles < 2 GB resident" + qual,
             v / GB if v else None, v is not None and v < 2 * GB, f"{v / GB:.2f} GB" if v else "")
         width = max(len(t) for t, _, _ in rows)
-        for text, shown, verdict in rows:
+        for (text, shown, verdict), key in zip(rows, R["targets"]):
             print(f"{text:<{width}}  {shown:>16}  {verdict}")
+            cause = self._cause(key) if verdict == "MISSED" else None
+            if cause:
+                R["targets"][key]["measured_cause"] = cause
+                print(f"    measured cause: {cause}")
         la = R["env"]["loadavg_start"][0]
         if la > 0.5 * self.cores:
             self._busy_note = (f"The machine was busy (load average {la:.1f} on {self.cores} cores): "
@@ -1062,6 +1143,7 @@ class Bench:
             self.matmul_peak()
             self.fusion_pair()
             self.training()
+            self.kernels()
             self.tno_folder()
             self.large_tiled()
             self.R["bench_process_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
