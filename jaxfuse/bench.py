@@ -1126,9 +1126,15 @@ class Bench:
                   f"{fusion_flops(h, w) / 1e9:.1f} GFLOP; train step: {train_flops(256, 256) / 1e9:.1f} GFLOP)."
                   + (" PyTorch train losses: separable-Gaussian SSIM (dm-pix's definition) / the authors' "
                      "MS-SSIM, each + 0–1 MSE, as jaxfuse." if t else ""),
-                  "", "| target | measured | |", "|---|---|---|"]
-        for text, shown, verdict in self._rows:
-            lines.append(f"| {text} | {shown} | **{verdict}** |")
+                  "", "| target | measured | | measured cause of a miss |", "|---|---|---|---|"]
+        for (text, shown, verdict), key in zip(self._rows, R["targets"]):
+            lines.append(f"| {text} | {shown} | **{verdict}** | {R['targets'][key].get('measured_cause', '')} |")
+        K = R.get("kernels") or {}
+        if K:
+            lines += ["", "The 3×3 64→64 convolution alone (JAX / PyTorch channels-last time): "
+                      + "; ".join(f"{c.replace('_', ' ')} {v['hw'][0]}×{v['hw'][1]} {v['ratio']:.2f}× "
+                                  f"({v['jax_gflops']:.0f} vs {v['torch_gflops']:.0f} GFLOP/s)"
+                                  for c, v in K.items()) + "."]
         lines += ["", "Times are medians of interleaved runs (whole processes: best of the rounds); "
                   "“best runs” compares the fastest run of each side."]
         if getattr(self, "_busy_note", None):
