@@ -501,109 +501,33 @@ def _paper_value(row: str) -> float | None:
     return PAPER_SINGLE[kind][m]
 
 
-def reproduce(settings: Settings, out_dir, *, command: str | None = None,
-              log: Callable[[str], None] = print) -> dict:
-    """Runs the reproduction and writes the report; returns the tables and paths.
+@dataclasses.dataclass
+class Results:
+    """What the tables are built from: the models, their fusion scores and reconstructions."""
+    settings: Settings
+    pairs_dir: Path
+    pairs: list
+    models: dict
+    primary_key: str
+    many_key: str
+    baseline_keys: dict      # arch -> {"single": key, "many": key}
+    fusion: dict             # key -> fuse_and_score(...)
+    recon: dict              # key -> reconstruct_and_score(...)
+    images: dict             # the Table III images
 
-    Args:
-      settings: what to train and evaluate.
-      out_dir: where models, fused images, CSVs, ``report.md`` and
-        ``montage.png`` go (created; finished work in it is reused).
-      command: the command line to record in the report.
-      log: receives one progress line per stage.
 
-    Returns:
-      ``{"tables": {name: Table}, "report": Path, "csv": {name: Path},
-      "montage": Path, "seconds": float, "models": {key: source}}``.
+def _single_key(settings: Settings, image: str, seed: int) -> str:
+    return (f"single-{_image_key(image)}-seed{seed}-{settings.steps}steps-{settings.size}px-"
+            f"{settings.loss}")
 
-    Raises:
-      JaxfuseError: missing pairs folder, unreadable checkpoint or images.
-    """
-    import jax
 
-    from jaxfuse import io
-    from jaxfuse.training import TrainConfig
-    settings.validate()
-    t_start = time.perf_counter()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise JaxfuseError(out, "--out exists and is not a folder")
-    if settings.pairs is not None:
-        pairs_dir = Path(settings.pairs)
-    elif DEFAULT_PAIRS.is_dir():
-        pairs_dir = DEFAULT_PAIRS
-    else:
-        raise JaxfuseError(None, f"no --pairs given and the default TNO-21 folder {DEFAULT_PAIRS} "
-                           "is absent; pass --pairs DIR")
-    pairs = select_pairs(pairs_dir, settings.max_pairs)
-    out.mkdir(parents=True, exist_ok=True)
-    timing: dict[str, float] = {}
-
-    def stage(name):
-        log(f"[{time.perf_counter() - t_start:6.0f} s] {name}")
-        return time.perf_counter()
-
-    # --- models -------------------------------------------------------------
-    t = stage("training")
-    single = lambda image, seed: TrainConfig(  # noqa: E731
-        image=image, steps=settings.steps, seed=seed, loss=settings.loss, size=settings.size)
-    key_of = lambda image, seed: (  # noqa: E731
-        f"single-{_image_key(image)}-seed{seed}-{settings.steps}steps-{settings.size}px-{settings.loss}")
+def build_tables(r: Results) -> tuple[dict[str, Table], list[Table]]:
+    """The report's tables (Markdown and CSV) and the per-pair/per-image ones (CSV only)."""
+    settings, pairs, pairs_dir, fusion, recon, images = (r.settings, r.pairs, r.pairs_dir, r.fusion,
+                                                         r.recon, r.images)
+    primary_key, many_key, baseline_keys = r.primary_key, r.many_key, r.baseline_keys
     image0, seed0 = settings.images[0], settings.seeds[0]
-    models: dict[str, Model] = {}
-    primary_key = key_of(image0, seed0)
-    if settings.checkpoint is not None:
-        recorded = _checkpoint_train_config(settings.checkpoint)
-        if recorded is not None and _same_train_config(recorded, single(image0, seed0)):
-            models[primary_key] = _from_checkpoint(primary_key, f"single-image {_image_key(image0)} "
-                                                   f"seed {seed0} (checkpoint)", settings.checkpoint, log)
-        else:
-            primary_key = "checkpoint-" + Path(settings.checkpoint).resolve().name
-            models[primary_key] = _from_checkpoint(primary_key, "single-image (--checkpoint)",
-                                                   settings.checkpoint, log)
-    wanted = [(image0, s) for s in settings.seeds] + [(im, seed0) for im in settings.images[1:]]
-    for image, seed in wanted:
-        k = key_of(image, seed)
-        if k not in models:
-            models[k] = _train(k, f"single-image {_image_key(image)} seed {seed}",
-                               single(image, seed), out, log)
-    many_key = f"many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-{settings.loss}"
-    if settings.many_checkpoint is not None:
-        many_key = "many-checkpoint-" + Path(settings.many_checkpoint).resolve().name
-        models[many_key] = _from_checkpoint(many_key, "many-image (--many-checkpoint)",
-                                            settings.many_checkpoint, log)
-    else:
-        models[many_key] = _train(many_key, "many-image (bundled crops)", TrainConfig(
-            dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
-            loss=settings.loss, size=settings.size), out, log)
-    baseline_keys: dict[str, dict[str, str]] = {}  # arch -> {"single": key, "many": key}
-    for arch in settings.baselines:
-        ks = baseline_keys[arch] = {
-            "single": f"{arch}-single-{_image_key(image0)}-seed{seed0}-{settings.steps}steps-"
-                      f"{settings.size}px-{settings.loss}",
-            "many": f"{arch}-many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-"
-                    f"{settings.loss}"}
-        models[ks["single"]] = _train(ks["single"], f"{arch} single-image {_image_key(image0)}",
-                                      dataclasses.replace(single(image0, seed0), arch=arch), out, log)
-        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)", TrainConfig(
-            arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
-            loss=settings.loss, size=settings.size), out, log)
-    arch_of = {k: a for a, ks in baseline_keys.items() for k in ks.values()}
-    timing["training (this call)"] = time.perf_counter() - t
-
-    # --- fusion and scores --------------------------------------------------
-    t = stage(f"fusing and scoring {len(pairs)} pair(s) from {pairs_dir} with {len(models)} model(s)")
-    fusion = {k: fuse_and_score(m, pairs, out, log, BASELINE_STRATEGIES.get(arch_of.get(k), STRATEGIES))
-              for k, m in models.items()}
-    timing["fusion and scoring"] = time.perf_counter() - t
-
-    t = stage(f"reconstructing the 20 bundled natural images (centre crop ≤ {settings.crop} px)")
-    images = recon_images(settings.crop)
-    recon = {k: reconstruct_and_score(m.params, images) for k, m in models.items()}
-    timing["reconstruction"] = time.perf_counter() - t
-
-    # --- tables -------------------------------------------------------------
-    t = stage("writing tables, montage and report")
+    key_of = functools.partial(_single_key, settings)
     tables: dict[str, Table] = {}
     p1 = fusion[primary_key]
     pm = fusion[many_key]
@@ -709,6 +633,7 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
                  "a choice of image matters only where its spread clearly exceeds the seeds'. "
                  "Reconstruction rows include each model's own training image among the 20.")
 
+    # Detail tables: written as CSV only.
     pp = [[name, s] + [fusion[primary_key][s]["per_pair"][name][m] for m in PAPER_METRIC_ORDER]
           for s in STRATEGIES for name in (p.name for p in pairs)]
     per_pair = Table("per_pair", "Per pair, single-image model", ["pair", "strategy"] +
@@ -716,9 +641,117 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
     pi = [[name, label] + [recon[k][name][m] for m in RECON_METRICS]
           for k, label in ((primary_key, "single"), (many_key, "many")) for name in images]
     per_image = Table("per_image", "Per image reconstruction", ["image", "model"] + list(RECON_METRICS), pi)
+    return tables, [per_pair, per_image]
+
+
+def reproduce(settings: Settings, out_dir, *, command: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """Runs the reproduction and writes the report; returns the tables and paths.
+
+    Args:
+      settings: what to train and evaluate.
+      out_dir: where models, fused images, CSVs, ``report.md`` and
+        ``montage.png`` go (created; finished work in it is reused).
+      command: the command line to record in the report.
+      log: receives one progress line per stage.
+
+    Returns:
+      ``{"tables": {name: Table}, "report": Path, "csv": {name: Path},
+      "montage": Path, "seconds": float, "models": {key: source}}``.
+
+    Raises:
+      JaxfuseError: missing pairs folder, unreadable checkpoint or images.
+    """
+    import jax
+
+    from jaxfuse import io
+    from jaxfuse.training import TrainConfig
+    settings.validate()
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise JaxfuseError(out, "--out exists and is not a folder")
+    if settings.pairs is not None:
+        pairs_dir = Path(settings.pairs)
+    elif DEFAULT_PAIRS.is_dir():
+        pairs_dir = DEFAULT_PAIRS
+    else:
+        raise JaxfuseError(None, f"no --pairs given and the default TNO-21 folder {DEFAULT_PAIRS} "
+                           "is absent; pass --pairs DIR")
+    pairs = select_pairs(pairs_dir, settings.max_pairs)
+    out.mkdir(parents=True, exist_ok=True)
+    timing: dict[str, float] = {}
+
+    def stage(name):
+        log(f"[{time.perf_counter() - t_start:6.0f} s] {name}")
+        return time.perf_counter()
+
+    # --- models -------------------------------------------------------------
+    t = stage("training")
+    single = lambda image, seed: TrainConfig(  # noqa: E731
+        image=image, steps=settings.steps, seed=seed, loss=settings.loss, size=settings.size)
+    key_of = functools.partial(_single_key, settings)
+    image0, seed0 = settings.images[0], settings.seeds[0]
+    models: dict[str, Model] = {}
+    primary_key = key_of(image0, seed0)
+    if settings.checkpoint is not None:
+        recorded = _checkpoint_train_config(settings.checkpoint)
+        if recorded is not None and _same_train_config(recorded, single(image0, seed0)):
+            models[primary_key] = _from_checkpoint(primary_key, f"single-image {_image_key(image0)} "
+                                                   f"seed {seed0} (checkpoint)", settings.checkpoint, log)
+        else:
+            primary_key = "checkpoint-" + Path(settings.checkpoint).resolve().name
+            models[primary_key] = _from_checkpoint(primary_key, "single-image (--checkpoint)",
+                                                   settings.checkpoint, log)
+    wanted = [(image0, s) for s in settings.seeds] + [(im, seed0) for im in settings.images[1:]]
+    for image, seed in wanted:
+        k = key_of(image, seed)
+        if k not in models:
+            models[k] = _train(k, f"single-image {_image_key(image)} seed {seed}",
+                               single(image, seed), out, log)
+    many_key = f"many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-{settings.loss}"
+    if settings.many_checkpoint is not None:
+        many_key = "many-checkpoint-" + Path(settings.many_checkpoint).resolve().name
+        models[many_key] = _from_checkpoint(many_key, "many-image (--many-checkpoint)",
+                                            settings.many_checkpoint, log)
+    else:
+        models[many_key] = _train(many_key, "many-image (bundled crops)", TrainConfig(
+            dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
+            loss=settings.loss, size=settings.size), out, log)
+    baseline_keys: dict[str, dict[str, str]] = {}  # arch -> {"single": key, "many": key}
+    for arch in settings.baselines:
+        ks = baseline_keys[arch] = {
+            "single": f"{arch}-single-{_image_key(image0)}-seed{seed0}-{settings.steps}steps-"
+                      f"{settings.size}px-{settings.loss}",
+            "many": f"{arch}-many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-"
+                    f"{settings.loss}"}
+        models[ks["single"]] = _train(ks["single"], f"{arch} single-image {_image_key(image0)}",
+                                      dataclasses.replace(single(image0, seed0), arch=arch), out, log)
+        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)", TrainConfig(
+            arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
+            loss=settings.loss, size=settings.size), out, log)
+    arch_of = {k: a for a, ks in baseline_keys.items() for k in ks.values()}
+    timing["training (this call)"] = time.perf_counter() - t
+
+    # --- fusion and scores --------------------------------------------------
+    t = stage(f"fusing and scoring {len(pairs)} pair(s) from {pairs_dir} with {len(models)} model(s)")
+    fusion = {k: fuse_and_score(m, pairs, out, log, BASELINE_STRATEGIES.get(arch_of.get(k), STRATEGIES))
+              for k, m in models.items()}
+    timing["fusion and scoring"] = time.perf_counter() - t
+
+    t = stage(f"reconstructing the 20 bundled natural images (centre crop ≤ {settings.crop} px)")
+    images = recon_images(settings.crop)
+    recon = {k: reconstruct_and_score(m.params, images) for k, m in models.items()}
+    timing["reconstruction"] = time.perf_counter() - t
+
+    # --- tables -------------------------------------------------------------
+    t = stage("writing tables, montage and report")
+    results = Results(settings, pairs_dir, pairs, models, primary_key, many_key, baseline_keys,
+                      fusion, recon, images)
+    tables, details = build_tables(results)
 
     csv_paths = {}
-    for tab in list(tables.values()) + [per_pair, per_image]:
+    for tab in list(tables.values()) + details:
         path = out / f"{tab.name}.csv"
         io.atomic_write(path, lambda f, tab=tab: f.write(tab.csv().encode()))
         csv_paths[tab.name] = path
