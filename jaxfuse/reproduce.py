@@ -110,7 +110,7 @@ class Settings:
     steps: int = 2000                 # single-image training length
     many_steps: int | None = None     # many-image model; None = ``steps``
     seeds: tuple[int, ...] = (0, 1, 2)
-    images: tuple[str, ...] = ("camera",)
+    images: tuple[str, ...] = ("camera", "astronaut", "coffee")
     size: int = 256                   # training image side
     loss: str = "ssim"
     crop: int = 512                   # Table III: centre crop to at most crop × crop
@@ -589,7 +589,7 @@ def build_tables(r: Results) -> tuple[dict[str, Table], list[Table]]:
         for s in STRATEGIES:
             rows.append(_fusion_row(f"ours res2netfuse single-image {s}", p1[s]["mean"]))
         tables["baselines"] = Table(
-            "baselines", "Table IV, comparison networks: DenseFuse and MSDNet trained here, "
+            "baselines", f"Table IV, comparison networks trained here ({', '.join(baseline_keys)}), "
                          "beside the paper's rows",
             ["row"] + list(PAPER_METRIC_ORDER), rows,
             note="Ours: the same recipe as the Res2NetFuse models (single image "
@@ -803,9 +803,10 @@ def _report(settings, out, pairs_dir, pairs, models, primary_key, many_key, tabl
          f"- many-image training: augmented random crops of the 20 bundled natural images, "
          f"{settings.many_steps_} steps, batch 4, Adam lr 1e-4, seed {settings.seeds[0]}, "
          f"{settings.size}×{settings.size}",
-         f"- comparison networks: {', '.join(settings.baselines) or 'none'}, each trained "
-         f"single-image and many-image with the recipes above; DenseFuse fused with addition "
-         f"and l1_block, MSDNet with l1 and mean",
+         "- comparison networks: " + ("; ".join(
+             f"{arch}, trained single-image and many-image with the recipes above, fused with "
+             f"{' and '.join(BASELINE_STRATEGIES[arch])}" for arch in settings.baselines)
+             or "none (`--baselines` given no network)"),
          f"- fusion: strategies {', '.join(STRATEGIES)}; metrics: the paper's eight, reference-kit "
          f"convention (`jaxfuse.metrics`, MI = 2·EN as in the kit)",
          f"- reconstruction: the 20 natural images of `jaxfuse.datasets.NATURAL_IMAGES`, gray, "
@@ -882,7 +883,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2)")
     p.add_argument("--images", nargs="+", default=None,
                    help="training images, bundled names or files; the first is the main one "
-                        "(default camera)")
+                        "(default camera astronaut coffee)")
     p.add_argument("--size", type=int, default=None, help="training image side (default 256)")
     p.add_argument("--loss", choices=("ssim", "msssim"), default=None, help="training loss (default ssim)")
     p.add_argument("--crop", type=int, default=None,

@@ -53,15 +53,11 @@ def markdown_tables(report: str) -> dict[str, list[list[str]]]:
     return tables
 
 
-def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
-    for name in OUTPUTS:
-        assert (out / name).stat().st_size > 0, name
-    report = (out / "report.md").read_text()
-    assert "python -m jaxfuse.reproduce --quick" in report and "## Timing and device" in report
+def assert_tables_match_csvs(folder, report: str) -> dict:
+    """Every Markdown table of ``report`` shows exactly its CSV's numbers; returns the tables."""
     md = markdown_tables(report)
-    assert {"table4", "table2", "table3", "seeds"} <= set(md)
     for name, rows in md.items():
-        with open(out / f"{name}.csv", newline="") as f:
+        with open(folder / f"{name}.csv", newline="") as f:
             want = list(csv.reader(f))
         assert rows[0] == want[0], name
         assert len(rows) == len(want), name
@@ -74,6 +70,16 @@ def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
                     assert got == (cell or "–"), (name, got_row[0])
                 else:
                     assert got == fmt(value), (name, got_row[0], got, cell)
+    return md
+
+
+def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "python -m jaxfuse.reproduce --quick" in report and "## Timing and device" in report
+    md = assert_tables_match_csvs(out, report)
+    assert {"table4", "table2", "table3", "seeds"} <= set(md)
     # The printed Table IV holds the paper's Res2NetFuse rows, in the paper's metric order.
     for s in ("l1", "mean"):
         line = next(x for x in stdout.splitlines() if x.startswith(f"paper {s} "))
@@ -154,3 +160,21 @@ def test_embedded_paper_rows_match_spec():
         line = next(x for x in spec.splitlines() if x.startswith(f"| {label} |"))
         values = [float(c) for c in line.strip("|").split("|")[1:]]
         assert values == [table[s][m] for m in PAPER_METRIC_ORDER], label
+
+
+DOCS = REPO / "docs" / "reproduction"
+
+
+def test_committed_report_is_whole_and_consistent():
+    """The report under docs/ is the command's own output: tables = CSVs, README's command."""
+    report = (DOCS / "report.md").read_text()
+    md = assert_tables_match_csvs(DOCS, report)
+    assert {"table4", "baselines", "table2", "table3", "seeds", "images"} <= set(md)
+    command = next(line for line in report.splitlines() if line.startswith("python -m jaxfuse.reproduce"))
+    readme = (REPO / "README.md").read_text()
+    assert command in readme.replace("\\\n    ", "")
+    assert "--quick" not in command
+    for s in ("l1", "mean"):  # the paper's rows are the embedded ones
+        row = next(r for r in md["table4"] if r[0] == f"paper {s}")
+        assert row[1:] == [fmt(PAPER_SINGLE[s][m]) for m in PAPER_METRIC_ORDER]
+    assert np.asarray(Image.open(DOCS / "montage.png")).ndim == 3
