@@ -100,7 +100,6 @@ PAPER_BASELINES = {
     "msdnet": {"l1": _P(0.76365, 6.40040, 12.80079, 0.44416, 0.37547, 0.41741, 1.61825, 0.83311),
                "mean": _P(0.77453, 6.28483, 12.56966, 0.39214, 0.39046, 0.41116, 1.67953, 0.87041)},
 }
-PAPER_BASELINE_RECON = {"densefuse": "DenseFuseRecons", "msdnet": "MSDNetRecons"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,18 +408,12 @@ def reconstruct_and_score(params, images: dict[str, np.ndarray]) -> dict[str, di
     import jax.numpy as jnp
 
     from jaxfuse import metrics
-    rec = _jitted_reconstruct()
+    from jaxfuse.training import reconstruct as rec
     out = {}
     for name, a in images.items():
         r = np.clip(np.asarray(rec(params, jnp.asarray(a[None, :, :, None]))[0, :, :, 0]), 0, 255)
         out[name] = {"SSIM": metrics.ssim(a, r), "PSNR": metrics.psnr(a, r), "MSE": metrics.mse(a, r)}
     return out
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted_reconstruct():
-    from jaxfuse import model, xla
-    return xla.jit(model.reconstruct)
 
 
 def _mean_recon(per_image: dict, exclude: Sequence[str] = ()) -> dict[str, float]:
@@ -709,27 +702,24 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
         if k not in models:
             models[k] = _train(k, f"single-image {_image_key(image)} seed {seed}",
                                single(image, seed), out, log)
-    many_key = f"many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-{settings.loss}"
+    many = lambda arch: TrainConfig(  # noqa: E731
+        arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
+        loss=settings.loss, size=settings.size)
+    many_suffix = f"many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-{settings.loss}"
+    many_key = many_suffix
     if settings.many_checkpoint is not None:
         many_key = "many-checkpoint-" + Path(settings.many_checkpoint).resolve().name
         models[many_key] = _from_checkpoint(many_key, "many-image (--many-checkpoint)",
                                             settings.many_checkpoint, log)
     else:
-        models[many_key] = _train(many_key, "many-image (bundled crops)", TrainConfig(
-            dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
-            loss=settings.loss, size=settings.size), out, log)
+        models[many_key] = _train(many_key, "many-image (bundled crops)", many("res2netfuse"), out, log)
     baseline_keys: dict[str, dict[str, str]] = {}  # arch -> {"single": key, "many": key}
     for arch in settings.baselines:
-        ks = baseline_keys[arch] = {
-            "single": f"{arch}-single-{_image_key(image0)}-seed{seed0}-{settings.steps}steps-"
-                      f"{settings.size}px-{settings.loss}",
-            "many": f"{arch}-many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-"
-                    f"{settings.loss}"}
+        ks = baseline_keys[arch] = {"single": f"{arch}-{key_of(image0, seed0)}",
+                                    "many": f"{arch}-{many_suffix}"}
         models[ks["single"]] = _train(ks["single"], f"{arch} single-image {_image_key(image0)}",
                                       dataclasses.replace(single(image0, seed0), arch=arch), out, log)
-        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)", TrainConfig(
-            arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
-            loss=settings.loss, size=settings.size), out, log)
+        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)", many(arch), out, log)
     arch_of = {k: a for a, ks in baseline_keys.items() for k in ks.values()}
     timing["training (this call)"] = time.perf_counter() - t
 

@@ -134,6 +134,9 @@ def make_train_step(config: TrainConfig):
     return xla.jit(step, donate_argnums=(0,))
 
 
+reconstruct = xla.jit(model.reconstruct)  # the trained model's reconstruction, jitted once
+
+
 def _identity(config: TrainConfig, image: np.ndarray) -> dict:
     """What must match for --resume to continue the same run."""
     d = dataclasses.asdict(config)
@@ -275,7 +278,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     seconds = elapsed_before + time.perf_counter() - t0
 
     from jaxfuse import metrics  # only needed here, at the end
-    recon = np.asarray(xla.jit(model.reconstruct)(state["params"], image))
+    recon = np.asarray(reconstruct(state["params"], image))
     recon_clipped = np.clip(recon, 0, 255)
     ssim_val = float(losses.ssim(jnp.asarray(recon_clipped), image)[0])  # the loss's SSIM
     mse = metrics.mse(image_np[0, :, :, 0], recon_clipped[0, :, :, 0])
