@@ -539,7 +539,7 @@ def build_tables(r: Results) -> tuple[dict[str, Table], list[Table]]:
     tables["table4"] = Table(
         "table4", f"Table IV: Res2NetFuse (single-image model), ours on {n} pairs vs the paper's 20",
         ["row"] + list(PAPER_METRIC_ORDER), rows,
-        note=f"Ours: means over the {n} pairs in `{pairs_dir}`; the paper's: means over 20 TNO pairs "
+        note=f"Ours: means over the {n} pairs in `{_shown(pairs_dir)}`; the paper's: means over 20 TNO pairs "
              "it does not name. PyTorch calibration: SPEC.md's 21-pair means of a PyTorch version "
              "of the authors' recipe (MS-SSIM loss, camera, seed 0)."
              + (f" The 'lowest/highest' rows: the extremes, per metric, of the {n} means over "
@@ -778,6 +778,16 @@ def _device() -> str:
             f"Python {platform.python_version()}")
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the report prints it: relative to the working directory when that is at most
+    one level up (``../shared/data/tno21``), so a report does not carry one machine's layout."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return rel if Path(rel).parts[:2].count(os.pardir) <= 1 else str(path)
+
+
 def _report(settings, out, pairs_dir, pairs, models, primary_key, many_key, tables, images,
             timing, seconds, command) -> str:
     n = len(pairs)
@@ -785,7 +795,7 @@ def _report(settings, out, pairs_dir, pairs, models, primary_key, many_key, tabl
     L = [f"# Res2NetFuse reproduction{' (--quick smoke run: numbers are meaningless)' if settings.quick else ''}",
          "", "Command:", "", "```bash", command or "(library call)", "```", "",
          "## Settings", "",
-         f"- pairs: `{pairs_dir}`, {n} pair(s){'' if settings.max_pairs is None else f' (the {n} smallest)'}: "
+         f"- pairs: `{_shown(pairs_dir)}`, {n} pair(s){'' if settings.max_pairs is None else f' (the {n} smallest)'}: "
          f"{', '.join(p.name for p in pairs)}",
          f"- single-image training: images {', '.join(settings.images)}; seeds "
          f"{', '.join(map(str, settings.seeds))}; {settings.steps} steps, batch 1, Adam lr 5e-4, "

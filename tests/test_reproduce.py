@@ -178,3 +178,13 @@ def test_committed_report_is_whole_and_consistent():
         row = next(r for r in md["table4"] if r[0] == f"paper {s}")
         assert row[1:] == [fmt(PAPER_SINGLE[s][m]) for m in PAPER_METRIC_ORDER]
     assert np.asarray(Image.open(DOCS / "montage.png")).ndim == 3
+
+
+def test_report_shows_nearby_paths_relative(tmp_path, monkeypatch):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert reproduce._shown(tmp_path / "a" / "data") == "../data"
+    assert reproduce._shown(work / "pairs") == "pairs"
+    far = tmp_path / "elsewhere" / "pairs"  # two levels up: printed as given
+    assert reproduce._shown(far) == str(far)
