@@ -177,6 +177,16 @@ def test_committed_report_is_whole_and_consistent():
     for s in ("l1", "mean"):  # the paper's rows are the embedded ones
         row = next(r for r in md["table4"] if r[0] == f"paper {s}")
         assert row[1:] == [fmt(PAPER_SINGLE[s][m]) for m in PAPER_METRIC_ORDER]
+    # both comparison networks trained single- and many-image, beside the paper's rows
+    names = [r[0] for r in md["baselines"]]
+    for arch, paper_rows in PAPER_BASELINES.items():
+        for kind in ("single-image", "many-image"):
+            for strategy in reproduce.BASELINE_STRATEGIES[arch]:
+                assert f"ours {arch} {kind} {strategy}" in names
+        for s, values in paper_rows.items():
+            row = next(r for r in md["baselines"] if r[0].startswith(f"paper {arch}")
+                       and (s is None or r[0] == f"paper {arch} {s}"))
+            assert row[1:] == [fmt(values[m]) for m in PAPER_METRIC_ORDER]
     assert np.asarray(Image.open(DOCS / "montage.png")).ndim == 3
 
 
