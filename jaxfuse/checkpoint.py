@@ -77,9 +77,12 @@ def abstract_params(config: ModelConfig):
 
 
 def _step_dir(path: Path) -> Path:
-    """The step folder to read: ``path`` itself or the latest step inside it."""
+    """The step folder to read: ``path`` itself or the latest step inside it (or inside
+    ``path/checkpoints``, so a training ``--workdir`` can be given as it is)."""
     if (path / "meta").is_dir() or (path / "params").is_dir():
         return path
+    if (path / "checkpoints").is_dir():
+        path = path / "checkpoints"
     # Orbax writes a step under a temporary name and renames it when complete,
     # so numeric folder names are finished steps.
     steps = sorted((int(p.name), p) for p in path.iterdir()

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -45,6 +46,16 @@ def test_train_writes_loadable_checkpoint(tiny_ckpt):
     from jaxfuse.checkpoint import load_params
     params, config = load_params(tiny_ckpt)
     assert config.shared
+
+
+def test_training_workdir_is_accepted_as_checkpoint(tiny_ckpt):
+    from jaxfuse.checkpoint import latest_meta, load_params
+    step_dir, _ = latest_meta(tiny_ckpt.parent)  # the --workdir, as train.py was given it
+    assert step_dir == latest_meta(tiny_ckpt)[0] and step_dir.parent == tiny_ckpt
+    a, _ = load_params(tiny_ckpt.parent)
+    b, _ = load_params(tiny_ckpt)
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                     jax.tree_util.tree_leaves(b)))
 
 
 def test_fuse_subfolders_keeps_sizes(tiny_ckpt, tmp_path):
