@@ -102,12 +102,13 @@ def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
 
 
 @needs_tno21
-def test_quick_on_tno21(tmp_path):
+def test_quick_on_tno21(tmp_path, monkeypatch):
     out = tmp_path / "r"
     r = run("--quick", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     check_outputs(out, r.stdout)
-    assert f"`{TNO21}`, 2 pair(s)" in (out / "report.md").read_text()
+    monkeypatch.chdir(REPO)  # where run() runs it
+    assert f"`{reproduce._shown(TNO21)}`, 2 pair(s)" in (out / "report.md").read_text()
 
 
 def test_quick_on_generated_pairs_and_rerun_reuses(tmp_path):
