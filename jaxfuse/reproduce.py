@@ -19,7 +19,8 @@ parses flags):
    most ``--crop`` pixels a side) and scores SSIM, PSNR and MSE (0–1 scale).
 4. Writes ``report.md`` (tables, command, settings, timing, device, notes),
    one CSV per table, per-pair/per-image CSVs and ``montage.png``
-   (infrared | visible | l1 | mean, as the paper's Figs. 7–9) into ``--out``.
+   (infrared | visible | the comparison networks | Res2NetFuse l1 | mean, as
+   the paper's Figs. 7–9) into ``--out``.
 
 Measured (this machine, 2-core CPU): with ``--checkpoint checkpoints/res2netfuse``
 (the shipped model: ``ssim`` loss, camera, 2000 steps, seed 0) the 21-pair means
@@ -95,6 +96,7 @@ LOWER_IS_BETTER = {"MSE"}
 # (this paper's Table IV rows). The paper gives one DenseFuse row without its strategy.
 BASELINES = ("densefuse", "msdnet")
 BASELINE_STRATEGIES = {"densefuse": ("addition", "l1_block"), "msdnet": ("l1", "mean")}
+ARCH_NAMES = {"res2netfuse": "Res2NetFuse", "densefuse": "DenseFuse", "msdnet": "MSDNet"}
 PAPER_BASELINES = {
     "densefuse": {None: _P(0.72829, 6.66296, 13.32592, 0.43454, 0.41456, 0.42525, 1.83379, 0.92860)},
     "msdnet": {"l1": _P(0.76365, 6.40040, 12.80079, 0.44416, 0.37547, 0.41741, 1.61825, 0.83311),
@@ -421,8 +423,8 @@ def _mean_recon(per_image: dict, exclude: Sequence[str] = ()) -> dict[str, float
     return {m: math.fsum(v[m] for v in keep) / len(keep) for m in RECON_METRICS}
 
 
-def montage(rows, height: int = 180) -> np.ndarray:
-    """RGB uint8 grid, one row per pair: infrared | visible | l1 | mean, with a header."""
+def montage(rows, labels: Sequence[str], height: int = 180) -> np.ndarray:
+    """RGB uint8 grid, one row of images per pair, under a header of column ``labels``."""
     from PIL import Image, ImageDraw
 
     from jaxfuse.pipeline import thumbnail
@@ -443,7 +445,7 @@ def montage(rows, height: int = 180) -> np.ndarray:
     header = Image.new("RGB", (width, 22), "white")
     draw = ImageDraw.Draw(header)
     x = 0
-    for label, w in zip(("infrared", "visible", "fused, l1-norm", "fused, mean"), widths):
+    for label, w in zip(labels, widths):
         draw.text((x + 4, 5), label, fill="black")
         x += w + gap
     return np.concatenate([np.asarray(header)] + body, axis=0)
@@ -747,14 +749,18 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
         csv_paths[tab.name] = path
 
     from jaxfuse.pipeline import load_pair
+    # as the paper's Figs. 7-9: the comparison networks (single-image), then Res2NetFuse
+    columns = [(ks["single"], s, f"{ARCH_NAMES[arch]} {s}") for arch, ks in baseline_keys.items()
+               for s in BASELINE_STRATEGIES[arch]]
+    columns += [(primary_key, s, f"Res2NetFuse {s}") for s in STRATEGIES]
     rows_img = []
     for pair in pairs[:settings.montage_pairs]:
         ir, vis = load_pair(pair)
-        cells = [ir, vis] + [io.load_image(out / "fused" / primary_key / s / f"{pair.name}.png")
-                             for s in STRATEGIES]
-        rows_img.append(cells)
+        rows_img.append([ir, vis] + [io.load_image(out / "fused" / k / s / f"{pair.name}.png")
+                                     for k, s, _ in columns])
     montage_path = out / "montage.png"
-    io.save_image(montage_path, montage(rows_img), overwrite=True)
+    io.save_image(montage_path, montage(rows_img, ["infrared", "visible"] + [c[2] for c in columns]),
+                  overwrite=True)
     timing["report"] = time.perf_counter() - t
     seconds = time.perf_counter() - t_start
 
@@ -839,8 +845,9 @@ def _report(settings, out, pairs_dir, pairs, models, primary_key, many_key, tabl
             L += [tab.note, ""]
         L += [f"CSV: `{name}.csv`", ""]
     L += ["Per-pair scores of the single-image model: `per_pair.csv`; per-image reconstruction: "
-          "`per_image.csv`. Montage of the first pairs (infrared | visible | l1 | mean, as the "
-          "paper's Figs. 7–9): `montage.png`.", "",
+          "`per_image.csv`. Montage of the first pairs (infrared | visible | the comparison "
+          "networks' single-image fusions | Res2NetFuse l1 | mean, as the paper's Figs. 7–9): "
+          "`montage.png`.", "",
           "## Notes on gaps", "",
           f"- The paper averages over 20 TNO pairs without naming them; ours are means over the "
           f"{n} pair(s) used here{' (TNO-21, all 21 pairs)' if n == 21 else ''}. Table IV's "

@@ -199,3 +199,14 @@ def test_report_shows_nearby_paths_relative(tmp_path, monkeypatch):
     assert reproduce._shown(work / "pairs") == "pairs"
     far = tmp_path / "elsewhere" / "pairs"  # two levels up: printed as given
     assert reproduce._shown(far) == str(far)
+
+
+def test_montage_has_one_column_per_label():
+    values = (0, 60, 120, 180, 240)
+    cells = [np.full((40, 60), v, np.uint8) for v in values]
+    img = reproduce.montage([cells, cells], [f"c{v}" for v in values], height=30)
+    w, gap, header = 45, 6, 22  # 60 px wide at 40 rows → 45 at 30
+    assert img.shape == (header + 2 * (30 + gap), len(values) * w + (len(values) - 1) * gap, 3)
+    first_row = img[header:header + 30]
+    for i, v in enumerate(values):
+        assert np.all(first_row[:, i * (w + gap):i * (w + gap) + w] == v)
