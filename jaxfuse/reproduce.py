@@ -704,16 +704,17 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
         if k not in models:
             models[k] = _train(k, f"single-image {_image_key(image)} seed {seed}",
                                single(image, seed), out, log)
-    many = lambda arch: TrainConfig(  # noqa: E731
-        arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_, seed=seed0,
-        loss=settings.loss, size=settings.size)
+    def many(arch: str) -> TrainConfig:
+        return TrainConfig(arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_,
+                           seed=seed0, loss=settings.loss, size=settings.size)
+
     many_suffix = f"many-bundled-seed{seed0}-{settings.many_steps_}steps-{settings.size}px-{settings.loss}"
-    many_key = many_suffix
     if settings.many_checkpoint is not None:
         many_key = "many-checkpoint-" + Path(settings.many_checkpoint).resolve().name
         models[many_key] = _from_checkpoint(many_key, "many-image (--many-checkpoint)",
                                             settings.many_checkpoint, log)
     else:
+        many_key = many_suffix
         models[many_key] = _train(many_key, "many-image (bundled crops)", many("res2netfuse"), out, log)
     baseline_keys: dict[str, dict[str, str]] = {}  # arch -> {"single": key, "many": key}
     for arch in settings.baselines:
