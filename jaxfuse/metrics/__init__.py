@@ -23,18 +23,21 @@ Contract (all metrics):
   enabled only inside the call, never globally). Metrics on 8-bit data
   (EN, MI) round floats to integer levels (half away from zero, like MATLAB).
 
-Two conventions, never mixed silently:
+Conventions, never mixed silently (:mod:`jaxfuse.metrics.conventions`; each
+is a table of functions by the names its evaluator prints):
 
-* ``"paper"`` (:data:`PAPER_METRICS`): Table IV of Res2NetFuse, exactly as the
-  shared MATLAB kit (DenseFuse / NestFuse / RFN-Nest / Res2NetFuse) computes
-  it, quirks included. Its **MI is 2·EN**, not mutual information: the kit's
-  MI routine collapses to the fused image's entropy (see :func:`mi_kit`).
-* ``"standard"`` (:data:`STANDARD_METRICS`): the textbook set used by recent
-  papers (CDDFuse, VIFB), with real mutual information.
+* ``"paper"``: Table IV of Res2NetFuse, exactly as the shared MATLAB kit
+  (DenseFuse / NestFuse / RFN-Nest / Res2NetFuse) computes it, quirks
+  included. Its **MI is 2·EN**, not mutual information (see :func:`mi_kit`).
+* ``"standard"``: each metric as its original paper defines it (cited per
+  function), with real mutual information in bits.
+* ``"cddfuse"``: CDDFuse's ``utils/Evaluator.py`` exactly as its
+  ``test_IVF.py`` calls it (:mod:`jaxfuse.metrics.cddfuse`).
+* ``"vifb"``: VIFB's MATLAB ``compute_metrics.m``, its 13 metrics
+  (:mod:`jaxfuse.metrics.vifb`).
 
-``score_pair`` computes a selection by name; ``MI`` resolves to
-:func:`mi_kit` under ``"paper"`` and to :func:`mi` under ``"standard"``
-(``MI_2EN`` and ``MI_real`` name one or the other explicitly).
+``score_pair(..., convention=C)`` computes a selection by name within one
+convention; :func:`get_convention` gives the table itself.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from jaxfuse.metrics._common import prepare
+from jaxfuse.metrics.conventions import CONVENTIONS, Convention, get_convention
 from jaxfuse.metrics.gradient import ag, nabf, qabf, sf
 from jaxfuse.metrics.information import en, fmi, fmi_dct, fmi_pixel, fmi_w, mi, mi_kit
 from jaxfuse.metrics.statistical import PSNR_MAX_DB, cc, mse, psnr, psnr_fusion, scd, sd
@@ -53,38 +57,12 @@ PAPER_METRICS = ("EN", "MI", "Qabf", "SCD", "MS_SSIM", "FMI_dct", "FMI_w", "SSIM
 
 STANDARD_METRICS = ("EN", "MI", "SD", "SF", "AG", "SCD", "VIF", "Qabf", "SSIM_a", "PSNR", "CC",
                     "Nabf")
-"""The textbook set (CDDFuse's EN, SD, SF, MI, SCD, VIF, Qabf, SSIM plus AG, PSNR, CC, Nabf)."""
-
-CONVENTIONS = ("paper", "standard")
-
-FUSION_METRICS: dict[str, Callable[..., float]] = {
-    "EN": en,
-    "MI_2EN": mi_kit,
-    "MI_real": mi,
-    "Qabf": qabf,
-    "SCD": scd,
-    "MS_SSIM": mef_ssim,
-    "FMI_dct": fmi_dct,
-    "FMI_w": fmi_w,
-    "FMI_pixel": fmi_pixel,
-    "SSIM_a": ssim_a,
-    "SD": sd,
-    "SF": sf,
-    "AG": ag,
-    "VIF": vif,
-    "PSNR": psnr_fusion,
-    "CC": cc,
-    "Nabf": nabf,
-}
-"""Every fusion metric by its unambiguous name (``MI`` is resolved by convention)."""
-
-_ALIASES = {"MEF_SSIM": "MS_SSIM", "MI_KIT": "MI_2EN", "QABF": "Qabf", "FMI_W": "FMI_w",
-            "FMI_DCT": "FMI_dct", "FMI_PIXEL": "FMI_pixel", "SSIM_A": "SSIM_a", "NABF": "Nabf"}
+"""The textbook set (EN, SD, SF, MI, SCD, VIF, Qabf, SSIM as recent papers report, plus AG, PSNR, CC, Nabf)."""
 
 
-def metric_names() -> tuple[str, ...]:
-    """All names :func:`score_pair` accepts (case-insensitive)."""
-    return ("MI",) + tuple(FUSION_METRICS)
+def metric_names(convention: str = "paper") -> tuple[str, ...]:
+    """All canonical names ``convention`` knows (names are matched case-insensitively)."""
+    return get_convention(convention).names()
 
 
 def resolve_metric(name: str, convention: str = "paper") -> tuple[str, Callable[..., float]]:
@@ -93,23 +71,14 @@ def resolve_metric(name: str, convention: str = "paper") -> tuple[str, Callable[
     Raises:
       ValueError: unknown name or convention.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown convention {convention!r} (expected 'paper' or 'standard')")
-    key = str(name).strip()
-    upper = key.upper()
-    if upper == "MI":
-        return "MI", (mi_kit if convention == "paper" else mi)
-    by_upper = {k.upper(): k for k in FUSION_METRICS}
-    canon = _ALIASES.get(upper) or by_upper.get(upper)
-    if canon is None:
-        raise ValueError(f"unknown metric {name!r} (known: {', '.join(metric_names())})")
-    return canon, FUSION_METRICS[canon]
+    conv = get_convention(convention)
+    canon = conv.resolve(name)
+    return canon, conv.functions[canon]
 
 
 def default_metrics(convention: str = "paper") -> tuple[str, ...]:
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown convention {convention!r} (expected 'paper' or 'standard')")
-    return PAPER_METRICS if convention == "paper" else STANDARD_METRICS
+    """The set ``convention`` reports by default, in its order."""
+    return get_convention(convention).defaults
 
 
 def score_pair(ir, vis, fused, *, metrics: Iterable[str] | None = None,
@@ -117,12 +86,12 @@ def score_pair(ir, vis, fused, *, metrics: Iterable[str] | None = None,
     """Scores one fused image against its infrared and visible sources.
 
     Args:
-      ir, vis, fused: same-shape images in [0, 255] (see the module contract).
+      ir, vis, fused: same-shape images on the 0–255 scale, as the
+        convention's ``load`` returns them (see the module contract; the
+        ``vifb`` convention keeps colour, the others convert to grey).
       metrics: names to compute, in order (case-insensitive; see
-        :func:`metric_names`); default :data:`PAPER_METRICS` or
-        :data:`STANDARD_METRICS` according to ``convention``.
-      convention: ``"paper"`` (kit-exact Table IV values; ``MI`` = 2·EN) or
-        ``"standard"`` (textbook; ``MI`` = real mutual information in bits).
+        :func:`metric_names`); default: the convention's set.
+      convention: one of :data:`CONVENTIONS`.
 
     Returns:
       ``{name: value}`` in the requested order, names canonical
@@ -132,14 +101,15 @@ def score_pair(ir, vis, fused, *, metrics: Iterable[str] | None = None,
       ValueError: unknown metric or convention, bad shapes or values, or an
         image smaller than a requested metric's window.
     """
-    names = default_metrics(convention) if metrics is None else tuple(metrics)
-    resolved = [resolve_metric(n, convention) for n in names]
-    a, b, f = prepare(ir, vis, fused, metric="score_pair")
-    return {canon: float(fn(a, b, f)) for canon, fn in resolved}
+    conv = get_convention(convention)
+    names = conv.resolve_all(None if metrics is None else tuple(metrics))
+    if conv.name in ("paper", "standard"):
+        ir, vis, fused = prepare(ir, vis, fused, metric="score_pair")
+    return conv.score(ir, vis, fused, names)
 
 
 __all__ = [
-    "PAPER_METRICS", "STANDARD_METRICS", "CONVENTIONS", "FUSION_METRICS", "PSNR_MAX_DB",
+    "PAPER_METRICS", "STANDARD_METRICS", "CONVENTIONS", "Convention", "get_convention", "PSNR_MAX_DB",
     "MEF_SSIM_MIN_SIZE", "VIF_MIN_SIZE",
     "score_pair", "resolve_metric", "metric_names", "default_metrics",
     "en", "mi_kit", "mi", "qabf", "scd", "mef_ssim", "fmi", "fmi_dct", "fmi_w", "fmi_pixel", "ssim_a",
