@@ -1,4 +1,4 @@
-"""Gradient-based metrics: Qabf, Nabf, SF, AG."""
+"""Gradient-based metrics: Qabf, Nabf, SF, AG, EI."""
 
 from __future__ import annotations
 
@@ -190,15 +190,18 @@ def sf(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
 def ag(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
     """AG: average gradient of the fused image, on 0–255 values.
 
-    Convention: ``mean over i < H, j < W of sqrt((ΔxF² + ΔyF²)/2)`` with
-    forward differences ``ΔxF = F[i, j+1] − F[i, j]``,
-    ``ΔyF = F[i+1, j] − F[i, j]`` over the ``(H−1)×(W−1)`` pixels that have
-    both (VIFB's ``metricsAvg_gradient``). CDDFuse's ``AG`` uses central
-    differences (``np.gradient``) instead and gives slightly different values.
-    Reference: G. Cui et al., "Detail preserved fusion of visible and infrared
-    images using regional saliency extraction and multi-scale image
-    decomposition", Opt. Commun. 341, 2015; X. Zhang et al., "VIFB: a visible
-    and infrared image fusion benchmark", CVPR Workshops 2020.
+    Convention: the textbook definition of Cui et al. (2015), ``mean over
+    i < H−1, j < W−1 of sqrt((ΔxF² + ΔyF²)/2)`` with forward differences
+    ``ΔxF = F[i, j+1] − F[i, j]``, ``ΔyF = F[i+1, j] − F[i, j]`` over the
+    ``(H−1)×(W−1)`` pixels that have both. The evaluation codes differ:
+    VIFB's ``metricsAvg_gradient.m`` uses MATLAB's ``gradient`` (central
+    differences inside, one-sided at the borders) over all ``H×W`` pixels and
+    divides the sum by ``(H−1)(W−1)``; CDDFuse's ``AG`` uses central
+    differences too (``np.gradient``). Both give somewhat different values
+    from this one.
+    Reference: G. Cui, H. Feng, Z. Xu, Q. Li, Y. Chen, "Detail preserved
+    fusion of visible and infrared images using regional saliency extraction
+    and multi-scale image decomposition", Opt. Commun. 341, 2015.
 
     Args:
       ir, vis: only checked for shape (may be None).
@@ -212,3 +215,39 @@ def ag(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
     dx = f[:-1, 1:] - f[:-1, :-1]
     dy = f[1:, :-1] - f[:-1, :-1]
     return float(np.mean(np.sqrt((dx * dx + dy * dy) / 2.0)))
+
+
+def ei(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
+    """EI: edge intensity, the mean Sobel gradient magnitude of the fused image.
+
+    Convention: ``mean(sqrt(Gx² + Gy²))`` over all ``H×W`` pixels of the
+    0–255 values, ``Gx``, ``Gy`` the responses to the unnormalised Sobel
+    kernels ``[[1, 2, 1], [0, 0, 0], [−1, −2, −1]]`` and its transpose
+    (MATLAB's ``fspecial('sobel')``, no ``/8``), by correlation with
+    replicated borders (``imfilter(F, h, 'replicate')``), as VIFB's and
+    MEFB's ``metricsEdge_intensity.m``; the same as
+    ``hypot(ndimage.sobel(F, 0, mode="nearest"), ndimage.sobel(F, 1,
+    mode="nearest"))``. The sign convention of the kernels does not matter
+    for the magnitude.
+    Reference: B. Rajalingam, R. Priya, "Hybrid multimodality medical image
+    fusion technique for feature enhancement in medical diagnosis", Int. J.
+    Eng. Sci. Invention, 2018 (as cited by VIFB for EI).
+
+    Args:
+      ir, vis: only checked for shape (may be None).
+      fused: image in [0, 255], at least 3×3.
+
+    Returns:
+      EI ≥ 0; 0 for a constant image.
+    """
+    _, _, f = prepare(ir, vis, fused, metric="EI", min_size=3, why="3x3 Sobel window",
+                      need_sources=False)
+    h, w = f.shape
+    p = np.pad(f, 1, mode="edge")
+
+    def s(dr, dc):  # F[r + dr, c + dc], borders replicated
+        return p[1 + dr: 1 + dr + h, 1 + dc: 1 + dc + w]
+
+    gx = (s(-1, -1) + 2.0 * s(-1, 0) + s(-1, 1)) - (s(1, -1) + 2.0 * s(1, 0) + s(1, 1))
+    gy = (s(-1, -1) + 2.0 * s(0, -1) + s(1, -1)) - (s(-1, 1) + 2.0 * s(0, 1) + s(1, 1))
+    return float(np.mean(np.sqrt(gx * gx + gy * gy)))

@@ -1,4 +1,4 @@
-"""Information-theoretic fusion metrics: EN, MI (kit and real), fast FMI."""
+"""Information-theoretic fusion metrics: EN, MI (kit and real), fast FMI on five features."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 import pywt
 import scipy.fft
+from scipy import ndimage
 
 from jaxfuse.metrics._common import prepare, to_uint8_levels
 
@@ -108,7 +109,124 @@ _FMI_CHUNK = 4096  # windows per jitted call (bounds memory; larger chunks amort
 _TINY = 1e-300  # log2(|x| + tiny): finite at 0, unchanged for |x| > 1e-284
 
 
-def _fmi_features(x: np.ndarray, feature: str) -> np.ndarray:
+FMI_FEATURES = ("dct", "wavelet", "none", "gradient", "edge")
+"""The feature extractions of Haghighat's ``fmi.m`` (``"none"``: raw pixels)."""
+
+EDGE_METHODS = ("sobel", "canny")
+
+
+def _matlab_sobel_edges(x: np.ndarray) -> np.ndarray:
+    """MATLAB's ``edge(x)`` (its defaults: Sobel, automatic threshold, thinning), as 0/1 floats.
+
+    MATLAB: ``bx``/``by`` are the correlations (``imfilter``, replicate
+    borders) with ``op'`` and ``op``, ``op = fspecial('sobel')/8``;
+    ``b = bx² + by²``; ``cutoff = 4·mean(b)``; a pixel is an edge where
+    ``b > cutoff`` and it is a horizontal maximum of ``b``
+    (``b[r, c-1] <= b[r, c] > b[r, c+1]``) with ``|bx| >= |by| - 100·eps``,
+    or a vertical one (``b[r-1, c] <= b[r, c] > b[r+1, c]``) with
+    ``|by| >= |bx| - 100·eps``; a neighbour outside the image counts as
+    satisfied. ``x`` is on the 0-255 scale here and ``/8`` is dropped: the
+    test is scale-free, and on integer grey levels ``b`` is computed exactly,
+    so equal neighbours compare equal (MATLAB works on ``x/255`` in floating
+    point, where such exact ties can fall either way; its ``100·eps`` is far
+    below one grey level and has no effect here).
+    """
+    p = np.pad(x, 1, mode="edge")
+    h, w = x.shape
+
+    def s(dr, dc):  # x[r + dr, c + dc], borders replicated
+        return p[1 + dr: 1 + dr + h, 1 + dc: 1 + dc + w]
+
+    bx = (s(-1, -1) + 2.0 * s(0, -1) + s(1, -1)) - (s(-1, 1) + 2.0 * s(0, 1) + s(1, 1))
+    by = (s(-1, -1) + 2.0 * s(-1, 0) + s(-1, 1)) - (s(1, -1) + 2.0 * s(1, 0) + s(1, 1))
+    b = bx * bx + by * by
+    cutoff = 4.0 * math.fsum(b.ravel()) / b.size
+    t = np.full(b.shape, True)
+    left, right, up, down = t.copy(), t.copy(), t.copy(), t.copy()
+    left[:, 1:] = b[:, :-1] <= b[:, 1:]
+    right[:, :-1] = b[:, :-1] > b[:, 1:]
+    up[1:, :] = b[:-1, :] <= b[1:, :]
+    down[:-1, :] = b[:-1, :] > b[1:, :]
+    ax, ay = np.abs(bx), np.abs(by)
+    e = (b > cutoff) & (((ax >= ay) & left & right) | ((ay >= ax) & up & down))
+    return e.astype(np.float64)
+
+
+def _matlab_canny_edges(x: np.ndarray, sigma: float = math.sqrt(2.0)) -> np.ndarray:
+    """MATLAB's ``edge(x, 'canny')`` with its default thresholds, as 0/1 floats.
+
+    Follows the algorithm of recent MATLAB releases: smoothing and
+    differentiation with a 1-D Gaussian of ``sigma = √2`` (extent
+    ``ceil(4σ)``) and the derivative (``gradient``) of that Gaussian, both by
+    convolution with replicate borders; the magnitude ``hypot(dx, dy)``
+    divided by its maximum; the high threshold the smallest ``k/64`` such
+    that the 64-bin histogram (``imhist``) of the magnitude below it holds
+    more than 70% of the pixels, the low one ``0.4·high``; non-maximum
+    suppression on interior pixels by linear interpolation between the two
+    neighbours in each of four direction sectors (``>=`` both); hysteresis by
+    8-connected reconstruction from the pixels above the high threshold.
+    Unlike ``skimage.feature.canny`` (Gaussian then Sobel, thresholds on the
+    unnormalised magnitude, 10%/20% of the dtype range by default), the
+    thresholds adapt to each image as MATLAB's do. The scale of ``x`` does
+    not matter.
+    """
+    ext = int(math.ceil(4.0 * sigma))
+    t = np.arange(ext + 1, dtype=np.float64)
+    half = np.exp(-(t * t) / (2.0 * sigma * sigma)) / (math.sqrt(2.0 * math.pi) * sigma)
+    half = half / (2.0 * half[1:].sum() + half[0])
+    gauss = np.concatenate([half[::-1], half[1:]])
+    deriv = np.gradient(gauss)
+    deriv = deriv / deriv[: ext + 1].sum()
+    # imfilter(..., 'conv', 'replicate') is ndimage.convolve1d(..., mode="nearest").
+    dx = ndimage.convolve1d(ndimage.convolve1d(x, gauss, axis=0, mode="nearest"), deriv, axis=1,
+                            mode="nearest")
+    dy = ndimage.convolve1d(ndimage.convolve1d(x, gauss, axis=1, mode="nearest"), deriv, axis=0,
+                            mode="nearest")
+    mag = np.hypot(dx, dy)
+    mmax = mag.max()
+    if mmax > 0:
+        mag = mag / mmax
+    counts = np.bincount(np.floor(mag.ravel() * 63.0 + 0.5).astype(np.int64), minlength=64)
+    above = np.nonzero(np.cumsum(counts) > 0.7 * mag.size)[0]
+    high = (above[0] + 1) / 64.0
+    low = 0.4 * high
+    m, n = mag.shape
+    e = np.zeros((m, n), dtype=bool)
+    if m >= 3 and n >= 3:
+        c = mag[1:-1, 1:-1]
+        ix, iy = dx[1:-1, 1:-1], dy[1:-1, 1:-1]
+
+        def nb(dr, dc):
+            return mag[1 + dr: m - 1 + dr, 1 + dc: n - 1 + dc]
+
+        s1 = ((iy <= 0) & (ix > -iy)) | ((iy >= 0) & (ix < -iy))
+        s2 = ~s1 & (((ix > 0) & (-iy >= ix)) | ((ix < 0) & (-iy <= ix)))
+        s3 = ~s1 & ~s2 & (((ix <= 0) & (ix > iy)) | ((ix >= 0) & (ix < iy)))
+        s4 = ~s1 & ~s2 & ~s3 & (((iy < 0) & (ix <= iy)) | ((iy > 0) & (ix >= iy)))
+        # In each sector the divisor is non-zero; elsewhere the ratio is unused.
+        ryx = np.abs(iy) / np.where(ix == 0, 1.0, np.abs(ix))
+        rxy = np.abs(ix) / np.where(iy == 0, 1.0, np.abs(iy))
+        keep = np.zeros_like(s1)
+        for sel, d, (p1, q1), (p2, q2) in (
+                (s1, ryx, ((0, 1), (-1, 1)), ((0, -1), (1, -1))),
+                (s2, rxy, ((-1, 0), (-1, 1)), ((1, 0), (1, -1))),
+                (s3, rxy, ((-1, 0), (-1, -1)), ((1, 0), (1, 1))),
+                (s4, ryx, ((0, -1), (-1, -1)), ((0, 1), (1, 1)))):
+            g1 = nb(*p1) * (1.0 - d) + nb(*q1) * d
+            g2 = nb(*p2) * (1.0 - d) + nb(*q2) * d
+            keep |= sel & (c >= g1) & (c >= g2)
+        e[1:-1, 1:-1] = keep & (c > low)
+    # imreconstruct(mag > high, e, 8): the 8-connected components of e that
+    # hold a strong pixel (imreconstruct clips the marker to the mask).
+    lab, _ = ndimage.label(e, structure=np.ones((3, 3)))
+    strong = np.unique(lab[e & (mag > high)])
+    return np.isin(lab, strong[strong > 0]).astype(np.float64)
+
+
+def _fmi_features(x: np.ndarray, feature: str, edge_method: str = "sobel") -> np.ndarray:
+    if feature == "edge":
+        # Binary, so the scale is irrelevant; computed on the grey levels (exact ties).
+        return _matlab_sobel_edges(x) if edge_method == "sobel" else _matlab_canny_edges(x)
     x = x / 255.0  # im2double
     if feature == "dct":
         return scipy.fft.dctn(x, type=2, norm="ortho")
@@ -119,7 +237,12 @@ def _fmi_features(x: np.ndarray, feature: str) -> np.ndarray:
         return np.ones_like(m) if hi == lo else (m - lo) / (hi - lo)
     if feature == "none":
         return x
-    raise ValueError(f"FMI: feature must be 'dct', 'wavelet' or 'none', got {feature!r}")
+    if feature == "gradient":
+        # MATLAB's gradient(x) with one output: d/dx along the rows (columns
+        # differenced), central inside, one-sided at the first and last column.
+        return np.gradient(x, axis=1)
+    raise ValueError(f"FMI: feature must be one of {', '.join(map(repr, FMI_FEATURES))}, "
+                     f"got {feature!r}")
 
 
 # The FMI kernel works on lists of nine (N,) vectors (the values of N windows,
@@ -314,15 +437,21 @@ def _enable_x64():
 _FMI_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
-def fmi(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, feature: str = "dct") -> float:
+def fmi(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, feature: str = "dct",
+        edge_method: str = "sobel") -> float:
     """Fast FMI (feature mutual information), window 3, as the reference kit.
 
     Convention: ``analysis_fmi(im2double(ir), im2double(vis), im2double(f),
-    feature, 3)`` of the kit: features of the x/255 images (``dct``: the
-    orthonormal 2-D DCT-II of the whole image; ``wavelet``: one level of the
-    'dmey' DWT with symmetric extension arranged ``[[cA, cH], [cV, cD]]`` and
-    min–max rescaled to [0, 1]; ``none``: the pixels), then for every 3×3
-    window (valid region) the normalised MI ``2·MI/(H_X + H_F)`` between the
+    feature, 3)`` of the kit (Haghighat's ``fmi.m``): features of the x/255
+    images (``dct``: the orthonormal 2-D DCT-II of the whole image;
+    ``wavelet``: one level of the 'dmey' DWT with symmetric extension arranged
+    ``[[cA, cH], [cV, cD]]`` and min–max rescaled to [0, 1]; ``none``: the
+    pixels; ``gradient``: MATLAB's one-output ``gradient(x)``, the signed
+    horizontal derivative only, not a magnitude; ``edge``: the 0/1 map of
+    MATLAB's ``edge(x)``, i.e. its default Sobel detector, or of ``edge(x,
+    'canny')`` with ``edge_method="canny"``; see :func:`fmi_gradient` and
+    :func:`fmi_edge`), then for every 3×3 window (valid region) the
+    normalised MI ``2·MI/(H_X + H_F)`` between the
     source and fused windows' values taken as distributions (column-major
     order; a window identical to the fused one scores 1), averaged over the
     two sources and over windows. The kit's quirk of comparing the visible
@@ -337,15 +466,23 @@ def fmi(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, feature: str = "dct"
 
     Args:
       ir, vis, fused: same-shape images in [0, 255], at least 3×3.
-      feature: ``"dct"`` (FMI_dct), ``"wavelet"`` (FMI_w) or ``"none"``
-        (FMI_pixel).
+      feature: ``"dct"`` (FMI_dct), ``"wavelet"`` (FMI_w), ``"none"``
+        (FMI_pixel), ``"gradient"`` (FMI_gradient) or ``"edge"`` (FMI_edge).
+      edge_method: for ``feature="edge"``: ``"sobel"`` (``fmi.m``'s
+        ``edge(x)``, default) or ``"canny"``.
 
     Returns:
       FMI in [0, 1]; 1 when ``fused`` equals both sources.
     """
-    name = {"dct": "FMI_dct", "wavelet": "FMI_w", "none": "FMI_pixel"}.get(feature, "FMI")
+    name = {"dct": "FMI_dct", "wavelet": "FMI_w", "none": "FMI_pixel", "gradient": "FMI_gradient",
+            "edge": "FMI_edge"}.get(feature, "FMI")
+    if feature not in FMI_FEATURES:
+        raise ValueError(f"FMI: feature must be one of {', '.join(map(repr, FMI_FEATURES))}, "
+                         f"got {feature!r}")
+    if edge_method not in EDGE_METHODS:
+        raise ValueError(f"{name}: edge_method must be 'sobel' or 'canny', got {edge_method!r}")
     a, b, f = prepare(ir, vis, fused, metric=name, min_size=3, why="3x3 window")
-    fa, fb, ff = (_fmi_features(x, feature) for x in (a, b, f))
+    fa, fb, ff = (_fmi_features(x, feature, edge_method) for x in (a, b, f))
     return _fmi_of_features(fa, fb, ff)
 
 
@@ -362,3 +499,63 @@ def fmi_w(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
 def fmi_pixel(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
     """FMI_pixel: :func:`fmi` with ``feature="none"`` (raw x/255 pixels; not in the paper)."""
     return fmi(ir, vis, fused, feature="none")
+
+
+def fmi_gradient(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
+    """FMI_gradient: :func:`fmi` with ``feature="gradient"``, as Haghighat's ``fmi.m``.
+
+    Convention: the feature is MATLAB's ``gradient(x)`` with one output, i.e.
+    the signed derivative along each row, ``(x[:, j+1] − x[:, j−1]) / 2``
+    inside and the one-sided difference at the first and last column
+    (``np.gradient(x, axis=1)``), of the x/255 image; ``fmi.m`` keeps only
+    this component, so the vertical derivative is not used and the feature is
+    signed, not a magnitude. Then the fast-FMI windows of :func:`fmi` (3×3,
+    column-major, averaged over the two sources and all windows).
+    Reference: M. B. A. Haghighat, A. Aghagolzadeh, H. Seyedarabi, "A
+    non-reference image fusion metric based on mutual information of image
+    features", Comput. Electr. Eng. 37(5), 2011; M. Haghighat, M. A. Razian,
+    "Fast-FMI: non-reference image fusion metric", AICT 2014.
+
+    Args:
+      ir, vis, fused: same-shape images in [0, 255], at least 3×3.
+
+    Returns:
+      FMI in [0, 1]; 1 when ``fused`` equals both sources.
+    """
+    return fmi(ir, vis, fused, feature="gradient")
+
+
+def fmi_edge(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, method: str = "sobel") -> float:
+    """FMI_edge: :func:`fmi` on binary edge maps, as Haghighat's ``fmi.m``.
+
+    Convention: ``fmi.m`` calls ``edge(x)`` with no method, which in MATLAB
+    is the **Sobel** detector (not Canny): Sobel responses ``bx``, ``by``
+    (correlation with ``fspecial('sobel')/8`` and its transpose, replicate
+    borders), ``b = bx² + by²``, threshold ``b > 4·mean(b)`` (Pratt's RMS
+    rule), thinned to pixels that are a local maximum of ``b`` across the
+    dominant gradient direction; the 0/1 map is the feature. ``method="sobel"``
+    (default) reproduces that (on integer grey levels ``b`` is exact, so ties
+    between neighbours are exact; MATLAB's floating-point ties may fall either
+    way on a few pixels). ``method="canny"`` uses MATLAB's ``edge(x,
+    'canny')`` instead, ported here: Gaussian σ = √2 with its derivative,
+    magnitude normalised to its maximum, high threshold = the first multiple
+    of 1/64 below which more than 70% of the pixels lie (64-bin histogram),
+    low = 0.4·high, interpolated non-maximum suppression and 8-connected
+    hysteresis. scikit-image's ``feature.canny`` differs from MATLAB's in
+    the smoothing (Gaussian then Sobel) and, above all, in the thresholds
+    (fixed, 10%/20% of the dtype range, unless given), so it is not used.
+    The fast-FMI windows then follow :func:`fmi`; a window whose edge map is
+    all 0 (or all 1) is a constant window, normalised to ones as in the kit.
+    Reference: M. B. A. Haghighat, A. Aghagolzadeh, H. Seyedarabi, Comput.
+    Electr. Eng. 37(5), 2011; M. Haghighat, M. A. Razian, AICT 2014;
+    I. E. Sobel's operator with the threshold of W. K. Pratt, "Digital Image
+    Processing", Wiley; J. Canny, IEEE TPAMI 8(6), 1986.
+
+    Args:
+      ir, vis, fused: same-shape images in [0, 255], at least 3×3.
+      method: ``"sobel"`` (``fmi.m``'s ``edge(x)``) or ``"canny"``.
+
+    Returns:
+      FMI in [0, 1]; 1 when ``fused`` equals both sources.
+    """
+    return fmi(ir, vis, fused, feature="edge", edge_method=method)
