@@ -15,6 +15,7 @@ from jaxfuse.cli import EXIT_BAD_INPUT, EXIT_PARTIAL, ArgumentParser, run_main
 
 
 def main(argv=None) -> int:
+    from jaxfuse.metrics import CONVENTIONS
     from jaxfuse.strategies import STRATEGIES
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", required=True, help="folder of infrared/visible pairs")
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--metrics", action="store_true",
                    help="score the fused images with the paper's metrics and print a table")
-    p.add_argument("--convention", choices=("paper", "standard"), default="paper",
+    p.add_argument("--convention", choices=CONVENTIONS, default="paper",
                    help="metric set for --metrics (default paper)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
