@@ -44,6 +44,9 @@ class Convention:
       aliases: extra accepted names (matched case-insensitively) → canonical.
       lower_is_better: names whose best value is the smallest.
       note: printed under tables of this convention (a quirk users must know).
+      pair_scorer: optional ``(ir, vis) -> scorer`` whose ``scorer.score(fused,
+        names)`` gives the same values as :meth:`score` while doing the
+        sources' share of the work once per pair (many methods, one pair).
     """
 
     name: str
@@ -54,6 +57,7 @@ class Convention:
     aliases: Mapping[str, str] = field(default_factory=dict)
     lower_is_better: frozenset[str] = frozenset()
     note: str = ""
+    pair_scorer: Callable | None = None
 
     def __post_init__(self):
         missing = [n for n in self.defaults if n not in self.functions]
