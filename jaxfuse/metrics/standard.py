@@ -13,15 +13,18 @@ from functools import partial
 
 from jaxfuse.io import load_image
 from jaxfuse.metrics.conventions import Convention
-from jaxfuse.metrics.gradient import ag, nabf, qabf, sf
-from jaxfuse.metrics.information import en, fmi_dct, fmi_pixel, fmi_w, mi
+from jaxfuse.metrics.entropy import ce, mse_fusion, nmi, qncie, rmse_fusion, te
+from jaxfuse.metrics.gradient import ag, ei, nabf, qabf, sf
+from jaxfuse.metrics.information import en, fmi_dct, fmi_edge, fmi_gradient, fmi_pixel, fmi_w, mi
+from jaxfuse.metrics.quality import qe, qp, qw, qy
 from jaxfuse.metrics.statistical import cc, psnr_fusion, scd, sd
 from jaxfuse.metrics.structural import mef_ssim, ssim_a, vif
+from jaxfuse.metrics.vifb import qcb_gray, qcv_gray
 
 DEFAULTS = ("EN", "MI", "SD", "SF", "AG", "SCD", "VIF", "Qabf", "SSIM_a", "PSNR", "CC", "Nabf")
 """The textbook set of recent papers (EN, SD, SF, MI, SCD, VIF, Qabf, SSIM plus AG, PSNR, CC, Nabf)."""
 
-LOWER_IS_BETTER = frozenset({"Nabf"})
+LOWER_IS_BETTER = frozenset({"Nabf", "CE", "Qcv", "MSE", "RMSE"})
 
 
 def functions(mi_base: str = "bits") -> dict:
@@ -41,10 +44,25 @@ def functions(mi_base: str = "bits") -> dict:
         "PSNR": psnr_fusion,
         "CC": cc,
         "Nabf": nabf,
-        "MEF_SSIM": mef_ssim,
+        "CE": ce,
+        "NMI": nmi,
+        "QNCIE": qncie,
+        "TE": te,
+        "EI": ei,
+        "Qy": qy,
+        "Qcb": qcb_gray,
+        "Qcv": qcv_gray,
+        "Qp": qp,
+        "Qw": qw,
+        "Qe": qe,
+        "FMI_pixel": fmi_pixel,
+        "FMI_gradient": fmi_gradient,
+        "FMI_edge": fmi_edge,
         "FMI_dct": fmi_dct,
         "FMI_w": fmi_w,
-        "FMI_pixel": fmi_pixel,
+        "MEF_SSIM": mef_ssim,
+        "MSE": mse_fusion,
+        "RMSE": rmse_fusion,
     }
 
 
