@@ -18,31 +18,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from jaxfuse.metrics._common import prepare, to_uint8_levels
-from jaxfuse.metrics.information import _entropy_of_counts
+from jaxfuse.metrics._hist import LEVELS, hist256, joint_hist, mi_and_entropies
 
 TSALLIS_Q = 1.85
 """Cvejic's q for :func:`te`, the value of Liu's toolbox and VIFB/MEFB."""
-
-_LEVELS = 256
-
-
-def _hist(x: np.ndarray) -> np.ndarray:
-    return np.bincount(x.ravel(), minlength=_LEVELS).astype(np.float64)
-
-
-def _joint(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """256×256 joint histogram, rows ``x``, columns ``y``."""
-    return np.bincount((x * _LEVELS + y).ravel(), minlength=_LEVELS * _LEVELS).reshape(
-        _LEVELS, _LEVELS).astype(np.float64)
-
-
-def _mi_and_entropies(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """``(MI(X, Y), H(X), H(Y))`` in bits from the joint grey-level histogram."""
-    j = _joint(x, y)
-    hx = _entropy_of_counts(j.sum(axis=1))
-    hy = _entropy_of_counts(j.sum(axis=0))
-    hxy = _entropy_of_counts(j.ravel())
-    return max(hx + hy - hxy, 0.0), hx, hy
 
 
 def ce(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
@@ -72,11 +51,11 @@ def ce(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
       CE in bits; 0 when ``fused`` equals both sources.
     """
     a, b, f = prepare(ir, vis, fused, metric="CE")
-    pf = _hist(to_uint8_levels(f))
+    pf = hist256(to_uint8_levels(f))
     pf /= pf.sum()
 
     def one(x):
-        px = _hist(to_uint8_levels(x))
+        px = hist256(to_uint8_levels(x))
         px /= px.sum()
         m = (px > 0) & (pf > 0)
         return math.fsum(px[m] * np.log2(px[m] / pf[m]))
@@ -109,7 +88,7 @@ def nmi(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
     fl = to_uint8_levels(f)
     total = 0.0
     for x in (a, b):
-        m, hx, hf = _mi_and_entropies(to_uint8_levels(x), fl)
+        m, hx, hf = mi_and_entropies(to_uint8_levels(x), fl)
         total += 1.0 if hx + hf == 0.0 else 2.0 * m / (hx + hf)
     return total
 
@@ -119,14 +98,14 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     flat = x.ravel()
     order = np.argsort(flat, kind="stable")
     r = np.empty(flat.size, dtype=np.int64)
-    r[order] = (np.arange(flat.size, dtype=np.int64) * _LEVELS) // flat.size
+    r[order] = (np.arange(flat.size, dtype=np.int64) * LEVELS) // flat.size
     return r.reshape(x.shape)
 
 
 def _ncc(x: np.ndarray, y: np.ndarray) -> float:
     """Nonlinear correlation coefficient ``H_b(X) + H_b(Y) − H_b(X, Y)``, log base 256."""
-    m, _, _ = _mi_and_entropies(x, y)
-    return m / math.log2(_LEVELS)
+    m, _, _ = mi_and_entropies(x, y)
+    return m / math.log2(LEVELS)
 
 
 def qncie(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, binning: str = "levels") -> float:
@@ -176,12 +155,12 @@ def qncie(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, binning: str = "le
     r = np.array([[1.0, nab, naf], [nab, 1.0, nbf], [naf, nbf, 1.0]])
     p = np.clip(np.linalg.eigvalsh(r), 0.0, None) / 3.0
     p = p[p > 0]
-    hr = -float(np.sum(p * np.log2(p))) / math.log2(_LEVELS)
+    hr = -float(np.sum(p * np.log2(p))) / math.log2(LEVELS)
     return 1.0 - hr
 
 
 def _tsallis_mi(x: np.ndarray, y: np.ndarray, q: float) -> float:
-    j = _joint(x, y)
+    j = joint_hist(x, y)
     j /= j.sum()
     px, py = j.sum(axis=1), j.sum(axis=0)
     nz = j > 0

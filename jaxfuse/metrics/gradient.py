@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+
 from jaxfuse.metrics._common import prepare
+from jaxfuse.metrics._sobel import sobel
+
 
 def _qabf_edges(x: np.ndarray):
     """Sobel responses of the kit's ``conv2(x, h, 'same')``, zero padding.
@@ -13,7 +16,9 @@ def _qabf_edges(x: np.ndarray):
     [-1, -2, -1]], true convolution. The terms are added in the order of
     Octave's conv2 (liboctave ``dconv2o``: over kernel columns last to
     first, rows first to last, zero taps skipped), so the exact tests
-    ``Sx == 0`` and ``gX == gF`` below fall as in the reference run.
+    ``Sx == 0`` and ``gX == gF`` below fall as in the reference run. (So
+    not :func:`jaxfuse.metrics._sobel.sobel`: on these x/255 values the
+    order of the additions decides the exact ties.)
     """
     h, w = x.shape
     p = np.pad(x, 1)
@@ -242,12 +247,5 @@ def ei(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
     """
     _, _, f = prepare(ir, vis, fused, metric="EI", min_size=3, why="3x3 Sobel window",
                       need_sources=False)
-    h, w = f.shape
-    p = np.pad(f, 1, mode="edge")
-
-    def s(dr, dc):  # F[r + dr, c + dc], borders replicated
-        return p[1 + dr: 1 + dr + h, 1 + dc: 1 + dc + w]
-
-    gx = (s(-1, -1) + 2.0 * s(-1, 0) + s(-1, 1)) - (s(1, -1) + 2.0 * s(1, 0) + s(1, 1))
-    gy = (s(-1, -1) + 2.0 * s(0, -1) + s(1, -1)) - (s(-1, 1) + 2.0 * s(0, 1) + s(1, 1))
+    gx, gy = sobel(f, pad="edge")
     return float(np.mean(np.sqrt(gx * gx + gy * gy)))

@@ -7,21 +7,14 @@ import math
 import os
 
 import jax
-import jax.numpy as jnp
-from jax import lax
 import numpy as np
 from numpy.typing import ArrayLike
-import pywt
-import scipy.fft
-from scipy import ndimage
 
 from jaxfuse.metrics._common import prepare, to_uint8_levels
-
-
-def _entropy_of_counts(counts: np.ndarray) -> float:
-    p = counts[counts > 0].astype(np.float64)
-    p /= p.sum()
-    return float(-np.sum(p * np.log2(p)))
+from jaxfuse.metrics._fmi_features import (EDGE_METHODS, FMI_FEATURES, _fmi_features,  # noqa: F401
+                                           _matlab_canny_edges, _matlab_sobel_edges)  # (for tests)
+from jaxfuse.metrics._fmi_kernel import _fmi_chunk_sum
+from jaxfuse.metrics._hist import entropy_of_counts, mi_and_entropies
 
 
 def en(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
@@ -44,7 +37,7 @@ def en(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
     """
     _, _, f = prepare(ir, vis, fused, metric="EN", need_sources=False)
     counts = np.bincount(to_uint8_levels(f).ravel(), minlength=256)
-    return _entropy_of_counts(counts)
+    return entropy_of_counts(counts)
 
 
 def mi_kit(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> float:
@@ -66,14 +59,6 @@ def mi_kit(ir: ArrayLike | None, vis: ArrayLike | None, fused: ArrayLike) -> flo
     """
     _, _, f = prepare(ir, vis, fused, metric="MI_2EN", need_sources=False)
     return 2.0 * en(None, None, f)
-
-
-def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    joint = np.bincount((a * 256 + b).ravel(), minlength=65536)
-    h_ab = _entropy_of_counts(joint)
-    h_a = _entropy_of_counts(np.bincount(a.ravel(), minlength=256))
-    h_b = _entropy_of_counts(np.bincount(b.ravel(), minlength=256))
-    return max(h_a + h_b - h_ab, 0.0)
 
 
 def mi(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, base: str = "bits") -> float:
@@ -98,295 +83,16 @@ def mi(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike, *, base: str = "bits") -
         raise ValueError(f"MI: base must be 'bits' or 'nats', got {base!r}")
     a, b, f = prepare(ir, vis, fused, metric="MI")
     fi = to_uint8_levels(f)
-    total = _mutual_information(to_uint8_levels(a), fi) + _mutual_information(to_uint8_levels(b), fi)
+    total = mi_and_entropies(to_uint8_levels(a), fi)[0] + mi_and_entropies(to_uint8_levels(b), fi)[0]
     return total * math.log(2.0) if base == "nats" else total
 
 
 # ---------------------------------------------------------------------------
-# Fast FMI (Haghighat & Razian 2014) as the kit's analysis_fmi computes it.
+# Fast FMI (Haghighat & Razian 2014) as the kit's analysis_fmi computes it:
+# features in _fmi_features, the per-window kernel in _fmi_kernel; here the
+# windows, the chunks and the threads.
 
 _FMI_CHUNK = 4096  # windows per jitted call (bounds memory; larger chunks amortise dispatch)
-_TINY = 1e-300  # log2(|x| + tiny): finite at 0, unchanged for |x| > 1e-284
-
-
-FMI_FEATURES = ("dct", "wavelet", "none", "gradient", "edge")
-"""The feature extractions of Haghighat's ``fmi.m`` (``"none"``: raw pixels)."""
-
-EDGE_METHODS = ("sobel", "canny")
-
-
-def _matlab_sobel_edges(x: np.ndarray) -> np.ndarray:
-    """MATLAB's ``edge(x)`` (its defaults: Sobel, automatic threshold, thinning), as 0/1 floats.
-
-    MATLAB: ``bx``/``by`` are the correlations (``imfilter``, replicate
-    borders) with ``op'`` and ``op``, ``op = fspecial('sobel')/8``;
-    ``b = bx² + by²``; ``cutoff = 4·mean(b)``; a pixel is an edge where
-    ``b > cutoff`` and it is a horizontal maximum of ``b``
-    (``b[r, c-1] <= b[r, c] > b[r, c+1]``) with ``|bx| >= |by| - 100·eps``,
-    or a vertical one (``b[r-1, c] <= b[r, c] > b[r+1, c]``) with
-    ``|by| >= |bx| - 100·eps``; a neighbour outside the image counts as
-    satisfied. ``x`` is on the 0-255 scale here and ``/8`` is dropped: the
-    test is scale-free, and on integer grey levels ``b`` is computed exactly,
-    so equal neighbours compare equal (MATLAB works on ``x/255`` in floating
-    point, where such exact ties can fall either way; its ``100·eps`` is far
-    below one grey level and has no effect here).
-    """
-    p = np.pad(x, 1, mode="edge")
-    h, w = x.shape
-
-    def s(dr, dc):  # x[r + dr, c + dc], borders replicated
-        return p[1 + dr: 1 + dr + h, 1 + dc: 1 + dc + w]
-
-    bx = (s(-1, -1) + 2.0 * s(0, -1) + s(1, -1)) - (s(-1, 1) + 2.0 * s(0, 1) + s(1, 1))
-    by = (s(-1, -1) + 2.0 * s(-1, 0) + s(-1, 1)) - (s(1, -1) + 2.0 * s(1, 0) + s(1, 1))
-    b = bx * bx + by * by
-    cutoff = 4.0 * math.fsum(b.ravel()) / b.size
-    t = np.full(b.shape, True)
-    left, right, up, down = t.copy(), t.copy(), t.copy(), t.copy()
-    left[:, 1:] = b[:, :-1] <= b[:, 1:]
-    right[:, :-1] = b[:, :-1] > b[:, 1:]
-    up[1:, :] = b[:-1, :] <= b[1:, :]
-    down[:-1, :] = b[:-1, :] > b[1:, :]
-    ax, ay = np.abs(bx), np.abs(by)
-    e = (b > cutoff) & (((ax >= ay) & left & right) | ((ay >= ax) & up & down))
-    return e.astype(np.float64)
-
-
-def _matlab_canny_edges(x: np.ndarray, sigma: float = math.sqrt(2.0)) -> np.ndarray:
-    """MATLAB's ``edge(x, 'canny')`` with its default thresholds, as 0/1 floats.
-
-    Follows the algorithm of recent MATLAB releases: smoothing and
-    differentiation with a 1-D Gaussian of ``sigma = √2`` (extent
-    ``ceil(4σ)``) and the derivative (``gradient``) of that Gaussian, both by
-    convolution with replicate borders; the magnitude ``hypot(dx, dy)``
-    divided by its maximum; the high threshold the smallest ``k/64`` such
-    that the 64-bin histogram (``imhist``) of the magnitude below it holds
-    more than 70% of the pixels, the low one ``0.4·high``; non-maximum
-    suppression on interior pixels by linear interpolation between the two
-    neighbours in each of four direction sectors (``>=`` both); hysteresis by
-    8-connected reconstruction from the pixels above the high threshold.
-    Unlike ``skimage.feature.canny`` (Gaussian then Sobel, thresholds on the
-    unnormalised magnitude, 10%/20% of the dtype range by default), the
-    thresholds adapt to each image as MATLAB's do. The scale of ``x`` does
-    not matter.
-    """
-    ext = int(math.ceil(4.0 * sigma))
-    t = np.arange(ext + 1, dtype=np.float64)
-    half = np.exp(-(t * t) / (2.0 * sigma * sigma)) / (math.sqrt(2.0 * math.pi) * sigma)
-    half = half / (2.0 * half[1:].sum() + half[0])
-    gauss = np.concatenate([half[::-1], half[1:]])
-    deriv = np.gradient(gauss)
-    deriv = deriv / deriv[: ext + 1].sum()
-    # imfilter(..., 'conv', 'replicate') is ndimage.convolve1d(..., mode="nearest").
-    dx = ndimage.convolve1d(ndimage.convolve1d(x, gauss, axis=0, mode="nearest"), deriv, axis=1,
-                            mode="nearest")
-    dy = ndimage.convolve1d(ndimage.convolve1d(x, gauss, axis=1, mode="nearest"), deriv, axis=0,
-                            mode="nearest")
-    mag = np.hypot(dx, dy)
-    mmax = mag.max()
-    if mmax > 0:
-        mag = mag / mmax
-    counts = np.bincount(np.floor(mag.ravel() * 63.0 + 0.5).astype(np.int64), minlength=64)
-    above = np.nonzero(np.cumsum(counts) > 0.7 * mag.size)[0]
-    high = (above[0] + 1) / 64.0
-    low = 0.4 * high
-    m, n = mag.shape
-    e = np.zeros((m, n), dtype=bool)
-    if m >= 3 and n >= 3:
-        c = mag[1:-1, 1:-1]
-        ix, iy = dx[1:-1, 1:-1], dy[1:-1, 1:-1]
-
-        def nb(dr, dc):
-            return mag[1 + dr: m - 1 + dr, 1 + dc: n - 1 + dc]
-
-        s1 = ((iy <= 0) & (ix > -iy)) | ((iy >= 0) & (ix < -iy))
-        s2 = ~s1 & (((ix > 0) & (-iy >= ix)) | ((ix < 0) & (-iy <= ix)))
-        s3 = ~s1 & ~s2 & (((ix <= 0) & (ix > iy)) | ((ix >= 0) & (ix < iy)))
-        s4 = ~s1 & ~s2 & ~s3 & (((iy < 0) & (ix <= iy)) | ((iy > 0) & (ix >= iy)))
-        # In each sector the divisor is non-zero; elsewhere the ratio is unused.
-        ryx = np.abs(iy) / np.where(ix == 0, 1.0, np.abs(ix))
-        rxy = np.abs(ix) / np.where(iy == 0, 1.0, np.abs(iy))
-        keep = np.zeros_like(s1)
-        for sel, d, (p1, q1), (p2, q2) in (
-                (s1, ryx, ((0, 1), (-1, 1)), ((0, -1), (1, -1))),
-                (s2, rxy, ((-1, 0), (-1, 1)), ((1, 0), (1, -1))),
-                (s3, rxy, ((-1, 0), (-1, -1)), ((1, 0), (1, 1))),
-                (s4, ryx, ((0, -1), (-1, -1)), ((0, 1), (1, 1)))):
-            g1 = nb(*p1) * (1.0 - d) + nb(*q1) * d
-            g2 = nb(*p2) * (1.0 - d) + nb(*q2) * d
-            keep |= sel & (c >= g1) & (c >= g2)
-        e[1:-1, 1:-1] = keep & (c > low)
-    # imreconstruct(mag > high, e, 8): the 8-connected components of e that
-    # hold a strong pixel (imreconstruct clips the marker to the mask).
-    lab, _ = ndimage.label(e, structure=np.ones((3, 3)))
-    strong = np.unique(lab[e & (mag > high)])
-    return np.isin(lab, strong[strong > 0]).astype(np.float64)
-
-
-def _fmi_features(x: np.ndarray, feature: str, edge_method: str = "sobel") -> np.ndarray:
-    if feature == "edge":
-        # Binary, so the scale is irrelevant; computed on the grey levels (exact ties).
-        return _matlab_sobel_edges(x) if edge_method == "sobel" else _matlab_canny_edges(x)
-    x = x / 255.0  # im2double
-    if feature == "dct":
-        return scipy.fft.dctn(x, type=2, norm="ortho")
-    if feature == "wavelet":
-        ca, (ch, cv, cd) = pywt.dwt2(x, "dmey", mode="symmetric")
-        m = np.block([[ca, ch], [cv, cd]])
-        lo, hi = m.min(), m.max()
-        return np.ones_like(m) if hi == lo else (m - lo) / (hi - lo)
-    if feature == "none":
-        return x
-    if feature == "gradient":
-        # MATLAB's gradient(x) with one output: d/dx along the rows (columns
-        # differenced), central inside, one-sided at the first and last column.
-        return np.gradient(x, axis=1)
-    raise ValueError(f"FMI: feature must be one of {', '.join(map(repr, FMI_FEATURES))}, "
-                     f"got {feature!r}")
-
-
-# The FMI kernel works on lists of nine (N,) vectors (the values of N windows,
-# column-major) and is written out element by element, so XLA fuses it into a
-# few loops instead of materialising 9x9xN temporaries; optimization barriers
-# stop it from re-computing shared intermediates inside every consumer.
-
-def _ssum(xs):
-    """Sum of a list of arrays; nine terms are added in NumPy's pairwise order.
-
-    The order matters for the kit's exact tests: for two constant windows
-    both pdfs are uniform, and ``mean(p) == 1/9`` exactly (so ``c = 0``) only
-    in this order, ((x0+x1)+(x2+x3))+((x4+x5)+(x6+x7))+x8, not left to right.
-    """
-    if len(xs) == 9:
-        return (((xs[0] + xs[1]) + (xs[2] + xs[3])) + ((xs[4] + xs[5]) + (xs[6] + xs[7]))) + xs[8]
-    s = xs[0]
-    for v in xs[1:]:
-        s = s + v
-    return s
-
-
-def _log2(x):
-    # MATLAB's real(-p.*log2(p)) is -p·log2|p| for the (rare) negative cells.
-    return jnp.log2(jnp.abs(x) + _TINY)
-
-
-def _minmax(x):
-    """Min-max normalises a window; a constant window becomes all ones (kit)."""
-    mx, mn = x[0], x[0]
-    for v in x[1:]:
-        mx, mn = jnp.maximum(mx, v), jnp.minimum(mn, v)
-    d = mx - mn
-    flat = d == 0
-    d = jnp.where(flat, 1.0, d)
-    return [jnp.where(flat, 1.0, (v - mn) / d) for v in x]
-
-
-def _marginals(x):
-    """pdf, CDF, log2 pdf, entropy, mean and sd of the 1-based index, per window."""
-    sx = _ssum(x)
-    p = [v / sx for v in x]
-    pc = [p[0]]
-    for v in p[1:]:
-        pc.append(pc[-1] + v)
-    lp = [_log2(v) for v in p]
-    h = -_ssum([a * b for a, b in zip(p, lp)])
-    e1 = _ssum([(i + 1.0) * v for i, v in enumerate(p)])
-    e2 = _ssum([(i + 1.0) ** 2 * v for i, v in enumerate(p)])
-    sd = jnp.sqrt(jnp.maximum(e2 - e1 * e1, 0.0))  # population sd
-    return dict(p=p, pc=pc, lp=lp, h=h, e1=e1, sd=sd)
-
-
-def _nfmi(src, fus):
-    """Normalised MI ``2·MI/(H_X + H_F)`` of a source and the fused window.
-
-    ``src``, ``fus``: :func:`_marginals` of min-max-normalised windows. As the
-    kit's analysis_fmi: Pearson correlation ``c`` of the two pdfs; the joint
-    pdf mixes the product ``q_i p_j`` with the Fréchet upper (c ≥ 0) or lower
-    (c < 0) bound ``U`` as ``φ·U + (1 − φ)·q_i p_j``, ``φ = c / corr(U)``;
-    entropies in bits. Written differently, equal up to rounding:
-
-    * fused value i holds ``[Q_{i-1}, Q_i]`` of the unit interval, source value
-      j holds ``[P_{j-1}, P_j]`` (upper bound) or ``[1-P_j, 1-P_{j-1}]``
-      (lower bound); ``U_ij`` is their overlap (the kit's 2-D differences of
-      ``min(Q_i, P_j)`` or ``max(Q_i + P_j - 1, 0)``), and ``corr(U)`` comes
-      from ``E[ij]`` under ``U`` (the kit's Hoeffding sum);
-    * ``U`` is non-zero on a monotone staircase of at most 17 cells, one per
-      anti-diagonal (after reversing the source order for the lower bound),
-      so the joint entropy is the closed-form entropy of ``(1 − φ)·q_i p_j``
-      over all 81 cells plus a correction on ≤ 17 cells: 17 logarithms
-      instead of 81.
-    """
-    p, lp, pc, hp = src["p"], src["lp"], src["pc"], src["h"]
-    q, lq, qc, hq = fus["p"], fus["lp"], fus["pc"], fus["h"]
-    mp, mq = _ssum(p) / 9.0, _ssum(q) / 9.0
-    pt = [v - mp for v in p]
-    qt = [v - mq for v in q]
-    s = _ssum([a * b for a, b in zip(pt, qt)])
-    den = jnp.sqrt(_ssum([a * a for a in pt]) * _ssum([b * b for b in qt]))
-    c = jnp.where(s == 0, 0.0, s / jnp.where(s == 0, 1.0, den))
-    pos = c >= 0
-    zero = jnp.zeros_like(c)
-    pprev = [zero] + pc[:-1]
-    qprev = [zero] + qc[:-1]
-    # Source intervals re-indexed left to right: k = j (c >= 0) or 8 - j (c < 0).
-    pr = [jnp.where(pos, p[k], p[8 - k]) for k in range(9)]
-    lpr = [jnp.where(pos, lp[k], lp[8 - k]) for k in range(9)]
-    lo = [jnp.where(pos, pprev[k], 1.0 - pc[8 - k]) for k in range(9)]
-    hi = [jnp.where(pos, pc[k], 1.0 - pprev[8 - k]) for k in range(9)]
-    jv = [jnp.where(pos, k + 1.0, 9.0 - k) for k in range(9)]
-    (q, lq, qc, qprev, pr, lpr, lo, hi, jv, c, pos) = lax.optimization_barrier(
-        (q, lq, qc, qprev, pr, lpr, lo, hi, jv, c, pos))
-    e_ij = None
-    u_d, qp_d, l_d = [None] * 17, [None] * 17, [None] * 17
-    for i in range(9):
-        for k in range(9):
-            u = jnp.maximum(jnp.minimum(qc[i], hi[k]) - jnp.maximum(qprev[i], lo[k]), 0.0)
-            t = ((i + 1.0) * jv[k]) * u
-            e_ij = t if e_ij is None else e_ij + t
-            on = u > 0
-            qp = jnp.where(on, q[i] * pr[k], 0.0)
-            ll = jnp.where(on, lq[i] + lpr[k], 0.0)
-            d = i + k
-            if u_d[d] is None:
-                u_d[d], qp_d[d], l_d[d] = u, qp, ll
-            else:
-                u_d[d], qp_d[d], l_d[d] = u_d[d] + u, qp_d[d] + qp, l_d[d] + ll
-    cov = e_ij - fus["e1"] * src["e1"]
-    psd, qsd = src["sd"], fus["sd"]
-    ok = jnp.where(pos, c != 0, True) & (psd != 0) & (qsd != 0) & (cov != 0)
-    corr = jnp.where(ok, cov, 1.0) / jnp.where(ok, qsd * psd, 1.0)
-    coef = jnp.where(ok, c / corr, 0.0)
-    w = 1.0 - coef
-    lw = _log2(w)
-    sq, sp = _ssum(q), _ssum(pr)
-    # Σ over all 81 cells of -(w q_i p_j)·log2|w q_i p_j|, in closed form ...
-    h_joint = -w * (lw * sq * sp - sp * hq - sq * hp)
-    # ... plus, on the staircase, the true cell minus its product-only value.
-    for d in range(17):
-        g = w * qp_d[d]
-        jd = coef * u_d[d] + g
-        h_joint = h_joint - jd * _log2(jd) + g * (lw + l_d[d])
-    m = hp + hq - h_joint
-    hs = hp + hq
-    return jnp.where(m == 0, 0.0, 2.0 * m / jnp.where(hs == 0, 1.0, hs))
-
-
-@jax.jit
-def _fmi_chunk_sum(a, b, f, n_valid):
-    """Sum of the FMI values of the first ``n_valid`` of N raw windows, each ``(9, N)``."""
-    A, B, F = ([x[i] for i in range(9)] for x in (a, b, f))
-    ident_a = _ssum([(x != y).astype(jnp.int32) for x, y in zip(A, F)]) == 0
-    fn = _minmax(F)
-    fus = _marginals(fn)
-    fmi_a = jnp.where(ident_a, 1.0, _nfmi(_marginals(_minmax(A)), fus))
-    # Kit quirk: the IR branch normalises the fused window in place, so the
-    # VIS branch compares its window with the *normalised* fused window (or
-    # the raw one when the IR branch took its "identical" shortcut).
-    seen = [jnp.where(ident_a, x, y) for x, y in zip(F, fn)]
-    ident_b = _ssum([(x != y).astype(jnp.int32) for x, y in zip(B, seen)]) == 0
-    fmi_b = jnp.where(ident_b, 1.0, _nfmi(_marginals(_minmax(B)), fus))
-    vals = 0.5 * (fmi_a + fmi_b)
-    return jnp.sum(jnp.where(jnp.arange(a.shape[1]) < n_valid, vals, 0.0))
 
 
 def _windows(x: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
