@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxfuse.color import luma
+
 # 20 natural photographs (microscopy and astronomy included); synthetic
 # images (checkerboard, logo, colorwheel, horse silhouette) are left out.
 NATURAL_IMAGES = (
@@ -32,7 +34,7 @@ def natural_image(name: str) -> np.ndarray:
         a = getattr(data, name)()
     a = np.asarray(a, np.float32)
     if a.ndim == 3:
-        a = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+        a = luma(a)
     return a.astype(np.float32)
 
 

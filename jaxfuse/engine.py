@@ -10,13 +10,16 @@ large image would need memory in proportion to its area times 64 channels.
   is taken over the true image only). Compiles are bounded by the number of
   distinct padded shapes.
 * :func:`tiled_fuse` fuses tiles of a fixed size with a halo of at least the
-  receptive radius (12 pixels), so every output pixel sees exactly the input
-  it would see untiled. The mean strategy's whole-image feature range is
+  receptive radius (12 pixels for Res2NetFuse), so every output pixel sees
+  exactly the input it would see untiled. The mean strategy's whole-image feature range is
   found in a first encoder-only pass; the output step's min–max is applied
   to the assembled image. Memory is bounded by the tile size.
 
 Both have the signature of :func:`jaxfuse.fusion.fuse` (sources
 ``(k, N, H, W, 1)``), so they plug into :func:`jaxfuse.fusion.fuse_pair`.
+Both need an architecture whose layers can be masked
+(:attr:`jaxfuse.model.ArchSpec.maskable`); :func:`auto_fuse` fuses the others
+at their true size.
 """
 
 from __future__ import annotations
@@ -27,8 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfuse import model, xla
-from jaxfuse.fusion import fuse
-from jaxfuse.strategies import mean_range
+from jaxfuse.model import fuse
 
 DEFAULT_BUCKET = 32  # TNO-21: 9 shapes, 3.6 % padding (64: 8 shapes, 7.1 %); 480×640 is unpadded
 DEFAULT_TILE = 512
@@ -93,22 +95,30 @@ def _tile_input(sources, y0, y1, x0, x1, halo, size):
 
 
 def tiled_fuse(params, sources, *, strategy: str = "l1", tile: int = DEFAULT_TILE,
-               halo: int = model.RECEPTIVE_RADIUS):
+               halo: int | None = None):
     """:func:`jaxfuse.fusion.fuse` by tiles: exact, memory bounded by ``tile``.
 
     Args:
       sources: ``(k, N, H, W, 1)``, any H, W.
       tile: output tile side; each tile is computed on ``tile + 2·halo``
         pixels, one compiled shape for the whole image.
-      halo: context on each side; at least the receptive radius (12) for an
-        exact result.
+      halo: context on each side; at least the architecture's receptive
+        radius (:attr:`jaxfuse.model.ArchSpec.receptive_radius`, 12 for
+        Res2NetFuse; the default) for an exact result.
 
     Returns:
       ``(N, H, W, 1)`` float32 NumPy array, equal to the untiled result up
       to float rounding.
     """
-    if halo < model.RECEPTIVE_RADIUS:
-        raise ValueError(f"halo {halo} is below the receptive radius {model.RECEPTIVE_RADIUS}")
+    spec = model.arch_spec(params)
+    if not spec.maskable:
+        raise ValueError(f"{spec.title} is reflection-padded and cannot be fused by tiles; "
+                         "use jaxfuse.fusion.fuse on the true size")
+    radius = spec.receptive_radius
+    if halo is None:
+        halo = radius
+    if halo < radius:
+        raise ValueError(f"halo {halo} is below the receptive radius {radius}")
     return _tiled_fuse(params, sources, strategy, tile, halo)
 
 
@@ -118,14 +128,17 @@ def _tiled_fuse(params, sources, strategy, tile, halo):
     size = tile + 2 * halo
     value_range = None
     if strategy == "mean":
-        lo = np.full((k, n, 1, 1, 1), np.inf, np.float32)
-        hi = np.full((k, n, 1, 1, 1), -np.inf, np.float32)
+        groups = model.arch_spec(params).fusion_groups
+        lo = [np.full((k, n, 1, 1, 1), np.inf, np.float32) for _ in range(groups)]
+        hi = [np.full((k, n, 1, 1, 1), -np.inf, np.float32) for _ in range(groups)]
         for y0, y1, x0, x1 in _tiles(h, w, tile):
             win, net_mask, out_mask, _ = _tile_input(sources, y0, y1, x0, x1, halo, size)
             # Features inside the output region are exact, so their min/max is too.
-            t_lo, t_hi = _tile_range_masked(params, win, net_mask, out_mask)
-            lo, hi = np.minimum(lo, t_lo), np.maximum(hi, t_hi)
-        value_range = (jnp.asarray(lo), jnp.asarray(hi))
+            ranges = _tile_range_masked(params, win, net_mask, out_mask)
+            for g, (t_lo, t_hi) in enumerate([ranges] if groups == 1 else ranges):
+                lo[g], hi[g] = np.minimum(lo[g], t_lo), np.maximum(hi[g], t_hi)
+        pairs = [(jnp.asarray(a), jnp.asarray(b)) for a, b in zip(lo, hi)]
+        value_range = pairs[0] if groups == 1 else tuple(pairs)
     out = np.empty((n, h, w, 1), np.float32)
     for y0, y1, x0, x1 in _tiles(h, w, tile):
         win, net_mask, _, (oy, ox) = _tile_input(sources, y0, y1, x0, x1, halo, size)
@@ -136,20 +149,24 @@ def _tiled_fuse(params, sources, strategy, tile, halo):
 
 @xla.jit
 def _tile_range_masked(params, win, net_mask, stat_mask):
-    """Feature-mean range over ``stat_mask`` of a window encoded under ``net_mask``."""
+    """Feature-mean range over ``stat_mask`` of a window encoded under ``net_mask``.
+
+    As :func:`jaxfuse.model.feature_range`: ``(lo, hi)``, or one pair per fusion group.
+    """
     k, n = win.shape[:2]
     feats = model.encode(params, win.reshape((k * n,) + win.shape[2:]),
                          mask=jnp.tile(net_mask, (k, 1, 1, 1)))
-    return mean_range(feats.reshape((k, n) + feats.shape[1:]), mask=stat_mask)
+    return model.feature_range(params, feats.reshape((k, n) + feats.shape[1:]), mask=stat_mask)
 
 
 def auto_fuse(params, sources, *, strategy: str = "l1"):
     """Buckets for ordinary images, tiles above :data:`TILE_ABOVE_PIXELS`.
 
-    Reflection-padded architectures (DenseFuse, MSDNet) cannot be masked exactly, so
-    they are fused at their true size, one compile per image size.
+    Architectures that cannot be masked exactly (reflection padding: DenseFuse,
+    MSDNet; :attr:`jaxfuse.model.ArchSpec.maskable`) are fused at their true
+    size, one compile per image size.
     """
-    if model.config_from_params(params).arch in ("densefuse", "msdnet"):
+    if not model.arch_spec(params).maskable:
         return fuse(params, sources, strategy=strategy)
     h, w = np.shape(sources)[2:4]
     if h * w > TILE_ABOVE_PIXELS:

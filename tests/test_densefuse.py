@@ -113,3 +113,15 @@ def test_arch_trains_and_fuses_end_to_end(tmp_path, arch, strategy):
     r = subprocess.run(args + ["--arch", other, "--overwrite"], cwd=REPO, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 2 and f"holds a {arch} network, not {other}" in r.stderr
+
+
+@pytest.mark.parametrize("arch", ["densefuse", "msdnet"])
+def test_reflection_padded_archs_fuse_at_true_size(arch, dense_params, msd_params, rng):
+    # The table says they cannot be masked: auto_fuse fuses the true size, tiles refuse.
+    p = dense_params if arch == "densefuse" else msd_params
+    assert not model.arch_spec(p).maskable
+    src = rng.uniform(0, 255, (2, 1, 19, 26, 1)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(engine.auto_fuse(p, src, strategy="l1")),
+                                  np.asarray(fusion.fuse(p, src, strategy="l1")))
+    with pytest.raises(ValueError, match="reflection-padded"):
+        engine.tiled_fuse(p, src, tile=16)

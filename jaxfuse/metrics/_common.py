@@ -17,9 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-# BT.601 luma, as jaxfuse.io.rgb_to_gray. MATLAB's rgb2gray uses
-# 0.2989/0.5870/0.1140 and rounds to uint8; see the package docstring.
-_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+from jaxfuse import color
 
 
 def to_gray64(x, *, metric: str, name: str) -> np.ndarray:
@@ -34,7 +32,9 @@ def to_gray64(x, *, metric: str, name: str) -> np.ndarray:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim == 3 and a.shape[-1] == 3:
-        a = a.astype(np.float64) @ _BT601
+        # BT.601 luma, as jaxfuse.io.rgb_to_gray but in float64. MATLAB's rgb2gray
+        # uses 0.2989/0.5870/0.1140 and rounds to uint8; see the package docstring.
+        a = color.luma_dot(a, np.float64)
     elif a.ndim != 2:
         raise ValueError(f"{metric}: {name} must be a 2-D grayscale (H, W) or RGB (H, W, 3) image, "
                          f"got shape {a.shape}")
@@ -57,13 +57,18 @@ def check_size(shape, min_size: int, metric: str, why: str = "window") -> None:
 
 
 def prepare(ir, vis, fused, *, metric: str, min_size: int = 1, why: str = "window",
-            need_sources: bool = True):
+            need_sources: bool = True, convert=None):
     """Converts and validates a fusion triple; returns float64 ``(ir, vis, fused)``.
 
     With ``need_sources=False`` (no-reference metrics such as EN), ``ir`` and
     ``vis`` may be None; when given they are still checked against ``fused``.
+    ``convert(x, metric, name)`` replaces :func:`to_gray64` for a convention
+    that reads images its own way (e.g. CDDFuse's float32 grey).
     """
-    f = to_gray64(fused, metric=metric, name="fused")
+    if convert is None:
+        def convert(x, metric, name):
+            return to_gray64(x, metric=metric, name=name)
+    f = convert(fused, metric, "fused")
     out = []
     for name, x in (("ir", ir), ("vis", vis)):
         if x is None:
@@ -71,7 +76,7 @@ def prepare(ir, vis, fused, *, metric: str, min_size: int = 1, why: str = "windo
                 raise ValueError(f"{metric}: {name} image is required")
             out.append(None)
             continue
-        a = to_gray64(x, metric=metric, name=name)
+        a = convert(x, metric, name)
         if a.shape != f.shape:
             raise ValueError(f"{metric}: ir, vis and fused must have the same shape, "
                              f"got {name} {a.shape} and fused {f.shape}")

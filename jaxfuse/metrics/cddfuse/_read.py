@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from jaxfuse.io import load_image
-from jaxfuse.metrics._common import check_size, to_gray64
+from jaxfuse.metrics._common import prepare, to_gray64
 
 _F32 = np.float32
 # OpenCV's float BGR->GRAY weights (R2YF, G2YF, B2YF in its color.hpp), as float32.
@@ -100,19 +100,8 @@ def _image(x, metric: str, name: str) -> np.ndarray:
 def _prepare(ir, vis, fused, *, metric: str, min_size: int = 1, why: str = "window",
              need_sources: bool = True):
     """Validated float32 ``(ir, vis, fused)``; ``ir``/``vis`` may be None if not needed."""
-    f = _image(fused, metric, "fused")
-    out = []
-    for name, x in (("ir", ir), ("vis", vis)):
-        if x is None and not need_sources:
-            out.append(None)
-            continue
-        a = _image(x, metric, name)
-        if a.shape != f.shape:
-            raise ValueError(f"{metric}: ir, vis and fused must have the same shape, "
-                             f"got {name} {a.shape} and fused {f.shape}")
-        out.append(a)
-    check_size(f.shape, min_size, metric, why)
-    return out[0], out[1], f
+    return prepare(ir, vis, fused, metric=metric, min_size=min_size, why=why,
+                   need_sources=need_sources, convert=_image)
 
 
 def _quiet():
