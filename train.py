@@ -1,70 +1,8 @@
-"""Train the Res2NetFuse autoencoder on ONE natural image (the paper's strategy).
-
-    python train.py                      # scikit-image's bundled `camera` photo
-    python train.py --image x.png --workdir runs/x
-    python train.py --workdir runs/x --resume   # continue an interrupted run
-
-The logic lives in :mod:`jaxfuse.training`; this script only parses flags.
-"""
-
-from __future__ import annotations
-
+"""``python train.py [FLAGS]``: the same as ``jaxfuse train`` (see ``--help``)."""
 import sys
 
-from jaxfuse.cli import ArgumentParser, run_main
-
-
-def main(argv=None) -> int:
-    from jaxfuse import losses, model
-    p = ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--image", default=None,
-                   help="training image file (any size; made gray and resized), or the name of "
-                        "an image scikit-image ships (astronaut, coffee, ...). Default: 'camera'")
-    p.add_argument("--workdir", default="runs/train",
-                   help="where checkpoints, curves and the summary go (default: runs/train)")
-    p.add_argument("--steps", type=int, default=2000, help="training iterations (default 2000)")
-    p.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
-    p.add_argument("--loss", choices=losses.LOSSES, default="ssim",
-                   help="ssim: dm-pix SSIM + MSE (paper Eq. 4, default); "
-                        "msssim: the authors' MS-SSIM + MSE")
-    p.add_argument("--size", type=int, default=256, help="training image side (default 256)")
-    p.add_argument("--separate-convs", action="store_true",
-                   help="one conv per group and application in the Res2Net block "
-                        "(Table I's reading) instead of the authors' single shared conv")
-    p.add_argument("--arch", choices=model.ARCHS, default="res2netfuse",
-                   help="network: res2netfuse (default) or the paper's baselines densefuse, msdnet")
-    p.add_argument("--ssim-weight", type=float, default=1.0,
-                   help="λ in λ·L_ssim + L_pixel (default 1; DenseFuse used 1, 10, 100, 1000)")
-    p.add_argument("--dataset", choices=("bundled",), default=None,
-                   help="train on many images instead of one: random augmented crops of the 20 "
-                        "natural images scikit-image ships")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--checkpoint-every", type=int, default=100,
-                   help="steps between checkpoints (default 100)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing run in --workdir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    from jaxfuse import xla
-    xla.enable_compilation_cache()
-    if args.resume and args.overwrite:
-        p.error("--resume and --overwrite contradict each other")
-
-    from jaxfuse.training import TrainConfig, train_and_evaluate
-    config = TrainConfig(image=args.image, steps=args.steps, lr=args.lr, seed=args.seed,
-                         loss=args.loss, size=args.size, shared=not args.separate_convs,
-                         checkpoint_every=args.checkpoint_every, arch=args.arch,
-                         ssim_weight=args.ssim_weight, dataset=args.dataset, batch=args.batch)
-    s = train_and_evaluate(config, args.workdir, resume=args.resume, overwrite=args.overwrite,
-                           progress=not args.no_progress)
-    r = s["reconstruction"]
-    print(f"trained {s['steps']} steps in {s['train_seconds']:.0f} s on {s['backend']}: "
-          f"final loss {s['final_loss']['total']:.5f}; reconstruction SSIM {r['ssim']:.5f}, "
-          f"PSNR {r['psnr_db']:.2f} dB")
-    print(f"checkpoint: {s['checkpoint']}  (curves: {args.workdir}/loss_curves.png)")
-    return 0
-
+from jaxfuse.cli import run_main
+from jaxfuse.commands.train import main
 
 if __name__ == "__main__":
     sys.exit(run_main(main))

@@ -46,8 +46,12 @@ def _ocp():
     return ocp
 
 
-def manager(directory, *, max_to_keep: int = 3, read_only: bool = False):
-    """An Orbax ``CheckpointManager`` over ``directory`` (synchronous saves)."""
+def manager(directory, *, max_to_keep: int | None = 3, read_only: bool = False):
+    """An Orbax ``CheckpointManager`` over ``directory`` (synchronous saves).
+
+    ``max_to_keep``: how many step folders to keep (None: all); Orbax removes
+    the oldest only after a newer step has been written completely.
+    """
     ocp = _ocp()
     # cleanup_tmp_directories: a save killed midway leaves ``<step>.orbax-checkpoint-tmp``,
     # which the resumed run would otherwise trip over when it saves that step again.
@@ -76,17 +80,29 @@ def abstract_params(config: ModelConfig):
     return jax.eval_shape(lambda: init_params(jax.random.key(0), config))
 
 
+def step_folders(path) -> list[tuple[int, Path]]:
+    """The finished step folders of a checkpoint folder, ``[(step, folder), ...]`` by step.
+
+    A finished step is a folder named by its number (Orbax writes a step
+    under a temporary name and renames it when complete) holding a ``meta``
+    item. A missing or unreadable ``path`` has none.
+    """
+    try:
+        entries = list(Path(path).iterdir())
+    except OSError:
+        return []
+    return sorted((int(p.name), p) for p in entries
+                  if p.name.isdigit() and p.is_dir() and (p / "meta").is_dir())
+
+
 def _step_dir(path: Path) -> Path:
     """The step folder to read: ``path`` itself or the latest step inside it (or inside
-    ``path/checkpoints``, so a training ``--workdir`` can be given as it is)."""
+    ``path/checkpoints``, so a training workdir can be given as it is)."""
     if (path / "meta").is_dir() or (path / "params").is_dir():
         return path
     if (path / "checkpoints").is_dir():
         path = path / "checkpoints"
-    # Orbax writes a step under a temporary name and renames it when complete,
-    # so numeric folder names are finished steps.
-    steps = sorted((int(p.name), p) for p in path.iterdir()
-                   if p.is_dir() and p.name.isdigit() and (p / "meta").is_dir())
+    steps = step_folders(path)
     if not steps:
         raise JaxfuseError(path, "not a jaxfuse checkpoint (no step folders with params and meta)")
     return steps[-1][1]

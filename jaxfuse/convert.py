@@ -1,37 +1,35 @@
 """Converts Res2NetFuse checkpoints between PyTorch files and jaxfuse (Orbax) folders.
 
-Usage::
+:func:`convert` ``(src, dst)`` is the work behind ``jaxfuse convert IN OUT``
+(:mod:`jaxfuse.commands.convert`; ``python -m jaxfuse.convert`` is the same
+command). The direction is chosen by ``dst``:
 
-    python -m jaxfuse.convert IN OUT [--overwrite]
-
-The direction is chosen by OUT:
-
-* OUT ends in ``.model``, ``.pt`` or ``.pth``: a PyTorch ``state_dict`` file
-  that the authors' code loads with ``model.load_state_dict(torch.load(OUT))``;
+* ``dst`` ends in ``.model``, ``.pt`` or ``.pth``: a PyTorch ``state_dict``
+  file that the authors' code loads with
+  ``model.load_state_dict(torch.load(OUT))``;
 * anything else: a jaxfuse Orbax checkpoint folder (one step, ``0``, with the
   parameters and their model config; no optimizer state), which
-  ``fuse.py --checkpoint OUT`` and :func:`jaxfuse.checkpoint.load_params` read.
+  ``jaxfuse fuse --checkpoint OUT`` and :func:`jaxfuse.checkpoint.load_params`
+  read.
 
-IN is a PyTorch ``state_dict`` file (any name; ``torch.load`` with
+``src`` is a PyTorch ``state_dict`` file (any name; ``torch.load`` with
 ``weights_only=True``) or a jaxfuse checkpoint folder or step folder (its
 latest step). Both directions need the ``torch`` extra for the PyTorch side.
 
-OUT is never overwritten without ``--overwrite``; even then a folder is only
+``dst`` is never overwritten without ``overwrite``; even then a folder is only
 replaced when it is empty or a jaxfuse checkpoint folder. Both outputs are
-written under a temporary name and renamed into place. Problems are reported
-as one line ``error: ...`` with exit status 2.
+written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from jaxfuse.checkpoint import TORCH_SUFFIXES
+from jaxfuse.checkpoint import TORCH_SUFFIXES, step_folders
 from jaxfuse.errors import JaxfuseError
 
 
@@ -55,18 +53,18 @@ def _check_replaceable(d: Path) -> None:
     if (d / "meta").is_dir() or (d / "params").is_dir():
         # Replacing one step folder with a whole checkpoint folder would nest them.
         raise JaxfuseError(d, "is one step of a jaxfuse checkpoint; name the checkpoint folder "
-                              "(or a new folder) as OUT")
-    if not any(p.is_dir() and p.name.isdigit() and (p / "meta").is_dir() for p in children):
+                              "(or a new folder) as {dst}", settings=("dst",))
+    if not step_folders(d):
         raise JaxfuseError(d, "is a folder that is not a jaxfuse checkpoint; refusing to replace it")
 
 
 def _check_orbax_target(dst: Path, *, overwrite: bool) -> None:
     if dst.exists():
         if not overwrite:
-            raise JaxfuseError(dst, "exists; pass --overwrite to replace it")
+            raise JaxfuseError(dst, "exists", hint="overwrite")
         if not dst.is_dir():
-            raise JaxfuseError(dst, "is a file; a jaxfuse checkpoint is a folder (name OUT "
-                                    ".model/.pt/.pth to write a PyTorch file)")
+            raise JaxfuseError(dst, "is a file; a jaxfuse checkpoint is a folder (name {dst} "
+                                    ".model/.pt/.pth to write a PyTorch file)", settings=("dst",))
         _check_replaceable(dst)
 
 
@@ -112,7 +110,7 @@ def convert(src, dst, *, overwrite: bool = False) -> str:
         if dst.is_dir():
             raise JaxfuseError(dst, "is a folder; expected a .model/.pt/.pth file name")
         if dst.exists() and not overwrite:
-            raise JaxfuseError(dst, "exists; pass --overwrite to replace it")
+            raise JaxfuseError(dst, "exists", hint="overwrite")
         params, config = _load(src)
         torch_io.save_torch_checkpoint(params, dst, overwrite=overwrite)
         kind = "PyTorch state_dict"
@@ -121,35 +119,16 @@ def convert(src, dst, *, overwrite: bool = False) -> str:
         params, config = _load(src)
         _write_orbax(params, config, dst, overwrite=overwrite, source=src)
         kind = "jaxfuse checkpoint"
-    from jaxfuse.model import count_params
-    form = "shared" if config.shared else "separate-convs"
+    from jaxfuse.model import arch_spec, count_params
+    form = arch_spec(config).form(config)
     return f"wrote {kind} {dst} ({form} form, {count_params(params):,} parameters)"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m jaxfuse.convert",
-        description="Convert Res2NetFuse checkpoints: PyTorch .model/.pt/.pth <-> jaxfuse "
-                    "(Orbax) checkpoint folder. The direction is chosen by OUT's suffix.")
-    parser.add_argument("input", metavar="IN",
-                        help="a PyTorch state_dict file or a jaxfuse checkpoint folder")
-    parser.add_argument("output", metavar="OUT",
-                        help="a .model/.pt/.pth file (PyTorch) or a folder (jaxfuse checkpoint)")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    args = parser.parse_args(argv)
-    try:
-        print(convert(args.input, args.output, overwrite=args.overwrite))
-    except JaxfuseError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the contract is one line, never a traceback
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"error: {type(e).__name__}{': ' + first if first else ''}", file=sys.stderr)
-        return 2
-    return 0
+    """``python -m jaxfuse.convert``: the ``jaxfuse convert`` command (:mod:`jaxfuse.commands.convert`)."""
+    from jaxfuse.cli import run_main
+    from jaxfuse.commands import convert as command
+    return run_main(command.main, argv)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from jaxfuse import color
 from jaxfuse.errors import JaxfuseError
 
 IMAGE_SUFFIXES = frozenset(
@@ -173,9 +174,11 @@ def load_image(path, *, gray: bool = False) -> np.ndarray:
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of an ``(..., 3)`` array, same scale as the input."""
-    rgb = np.asarray(rgb, dtype=np.float32)
-    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
+    """ITU-R BT.601 luma of an ``(..., 3)`` array, float32, same scale as the input.
+
+    :func:`jaxfuse.color.luma`.
+    """
+    return color.luma(rgb)
 
 
 def save_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
@@ -189,7 +192,7 @@ def save_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise JaxfuseError(path, "exists; pass --overwrite to replace it")
+        raise JaxfuseError(path, "exists", hint="overwrite")
     a = np.asarray(image)
     if a.dtype != np.uint8:
         raise ValueError(f"save_image expects uint8, got {a.dtype}")

@@ -20,6 +20,11 @@ PyTorch counterpart in the authors' code; jaxfuse names its convs
 ``nn.ModuleList`` of ``nn.ModuleList`` of the authors' ``ConvLayer`` under
 ``res2netBlock.1`` would produce. This naming is jaxfuse's own extension.
 
+The layout is the architecture's :attr:`jaxfuse.model.ArchSpec.torch_keys`
+(and the variant a ``state_dict`` holds its ``torch_config``); the
+comparison networks (DenseFuse, MSDNet) have none, so only Res2NetFuse
+parameters are read and written here.
+
 Kernels are transposed OIHW ↔ HWIO. Both frameworks compute a
 cross-correlation with the same zero padding (1 for 3×3, 0 for 1×1), so no
 kernel flip is needed and the networks agree to float32 rounding.
@@ -45,7 +50,8 @@ import numpy as np
 
 from jaxfuse.errors import JaxfuseError
 from jaxfuse.io import atomic_write
-from jaxfuse.model import SCALE, ModelConfig, Params
+from jaxfuse import model
+from jaxfuse.model import ArchSpec, ModelConfig, Params
 
 INSTALL_HINT = "install the torch extra: pip install 'jaxfuse[torch]'"
 
@@ -69,6 +75,23 @@ def require_torch(path=None):
     return torch
 
 
+def _torch_specs() -> list[ArchSpec]:
+    """The architectures with a PyTorch layout, in table order."""
+    return [s for s in model.ARCH_SPECS.values() if s.torch_keys is not None]
+
+
+def _names(specs) -> str:
+    return " or ".join(s.title for s in specs)
+
+
+def _torch_spec(config: ModelConfig) -> ArchSpec:
+    spec = model.arch_spec(config)
+    if spec.torch_keys is None:
+        raise ValueError(f"{spec.title} parameters have no PyTorch state_dict layout in jaxfuse "
+                         f"(it maps {_names(_torch_specs())})")
+    return spec
+
+
 def key_map(config: ModelConfig = ModelConfig()) -> list[tuple[str, tuple[str, ...], tuple[int, ...]]]:
     """The conv layers of ``config`` as ``(torch_prefix, params_path, oihw_shape)``.
 
@@ -76,22 +99,7 @@ def key_map(config: ModelConfig = ModelConfig()) -> list[tuple[str, tuple[str, .
     ``params_path + ("kernel",)`` (HWIO) and ``torch_prefix + ".bias"`` ↔
     ``params_path + ("bias",)``.
     """
-    width = 64 // SCALE
-    rows = [("conv.0.conv", ("encoder", "conv0"), (32, 1, 3, 3)),
-            ("conv.1.conv", ("encoder", "conv1"), (64, 32, 3, 3)),
-            ("res2netBlock.0.conv", ("encoder", "res2net", "conv_in"), (64, 64, 1, 1))]
-    if config.shared:
-        rows.append(("res2netBlock.1.conv.conv", ("encoder", "res2net", "conv3"),
-                     (width, width, 3, 3)))
-    else:
-        rows += [(f"res2netBlock.1.convs.{g}.{j}.conv", ("encoder", "res2net", f"conv3_g{g}_{j}"),
-                  (width, width, 3, 3))
-                 for g in range(SCALE - 1) for j in range(2)]
-    rows.append(("res2netBlock.2.conv", ("encoder", "res2net", "conv_out"), (64, 64, 1, 1)))
-    chans = (64, 64, 32, 16, 1)
-    rows += [(f"decoder.{i}.conv", ("decoder", f"conv{i}"), (chans[i + 1], chans[i], 3, 3))
-             for i in range(4)]
-    return rows
+    return _torch_spec(config).torch_keys(config)
 
 
 def _listed(keys) -> str:
@@ -154,19 +162,24 @@ def params_from_state_dict(state_dict: Mapping[str, Any], *, where=None) -> Para
         raise JaxfuseError(where, "state_dict is empty")
     prefix = _strip_prefix(keys)
     sd = {k[len(prefix):]: v for k, v in state_dict.items()}
-    shared = not any(k.startswith("res2netBlock.1.convs.") for k in sd)
-    rows = key_map(ModelConfig(shared=shared))
-    expected = {f"{t}.{s}" for t, _, _ in rows for s in ("weight", "bias")}
+    # Each architecture with a PyTorch layout names the variant these keys
+    # would be; the one whose keys match exactly (else the closest) is read.
+    candidates = []
+    for spec in _torch_specs():
+        config = spec.torch_config(sd)
+        rows = spec.torch_keys(config)
+        expected = {f"{t}.{s}" for t, _, _ in rows for s in ("weight", "bias")}
+        candidates.append((spec, config, rows, expected))
+    spec, config, rows, expected = max(candidates, key=lambda c: (c[3] == set(sd), len(c[3] & set(sd))))
     missing, unexpected = expected - set(sd), set(sd) - expected
-    form = "shared" if shared else "separate-convs"
+    what = f"not a {spec.title} state_dict ({spec.form(config)} form)"
     if missing:
-        msg = f"not a Res2NetFuse state_dict ({form} form): missing keys {_listed(missing)}"
+        msg = f"{what}: missing keys {_listed(missing)}"
         if unexpected:
             msg += f"; unexpected keys {_listed(unexpected)}"
         raise JaxfuseError(where, msg)
     if unexpected:
-        raise JaxfuseError(where, f"not a Res2NetFuse state_dict ({form} form): "
-                                  f"unexpected keys {_listed(unexpected)}")
+        raise JaxfuseError(where, f"{what}: unexpected keys {_listed(unexpected)}")
     params: dict = {}
     for tkey, path, oihw in rows:
         w = _to_numpy(sd[f"{tkey}.weight"], prefix + tkey + ".weight", where)
@@ -195,18 +208,20 @@ def state_dict_from_params(params: Params) -> "OrderedDict[str, np.ndarray]":
       ValueError: ``params`` is not a Res2NetFuse tree of the right shapes.
     """
     try:
-        block = params["encoder"]["res2net"]
-    except (KeyError, TypeError):
-        raise ValueError("not a Res2NetFuse parameter tree (no encoder/res2net)") from None
-    config = ModelConfig(shared="conv3" in block)
-    rows = key_map(config)
+        config = model.config_from_params(params)
+    except ValueError:
+        specs = _torch_specs()
+        raise ValueError(f"not a {_names(specs)} parameter tree "
+                         f"(no {' or '.join('encoder/' + s.marker for s in specs)})") from None
+    spec = _torch_spec(config)
+    rows = spec.torch_keys(config)
     leaves = [(path + (leaf,)) for _, path, _ in rows for leaf in ("kernel", "bias")]
     want = {tuple(str(getattr(k, "key", k)) for k in kp)
             for kp, _ in jax.tree_util.tree_leaves_with_path(params)}
     if want != set(leaves):
         extra = sorted("/".join(p) for p in want - set(leaves))
         miss = sorted("/".join(p) for p in set(leaves) - want)
-        raise ValueError(f"parameter tree does not match Res2NetFuse ({config}): "
+        raise ValueError(f"parameter tree does not match {spec.title} ({config}): "
                          f"missing {miss or 'nothing'}, unexpected {extra or 'nothing'}")
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for tkey, path, oihw in rows:
@@ -320,7 +335,7 @@ def save_torch_checkpoint(params: Params, path, *, overwrite: bool = False) -> P
     if path.is_dir():
         raise JaxfuseError(path, "is a folder; expected a .model/.pt/.pth file name")
     if path.exists() and not overwrite:
-        raise JaxfuseError(path, "exists; pass --overwrite to replace it")
+        raise JaxfuseError(path, "exists", hint="overwrite")
     torch = require_torch(path)
     sd = state_dict_from_params(params)
     for k, v in sd.items():

@@ -1,7 +1,7 @@
 """Single-image training of the autoencoder (the paper's "single image" strategy).
 
-``train_and_evaluate(config, workdir)`` is the whole job; ``train.py`` only
-parses flags. Recipe (SPEC, authors' code): one natural image, grayscale,
+``train_and_evaluate(config, workdir)`` is the whole job; ``jaxfuse train``
+(:mod:`jaxfuse.commands.train`) only parses flags. Recipe (SPEC, authors' code): one natural image, grayscale,
 resized to 256×256, raw 0–255 values; 2000 steps of batch 1; Adam, lr 5e-4;
 loss L_ssim + L_pixel (see :mod:`jaxfuse.losses` for the two SSIM choices
 and the pixel-term scaling).
@@ -32,16 +32,23 @@ import optax
 from PIL import Image
 
 from jaxfuse import __version__, checkpoint, io, losses, model, xla
-from jaxfuse.errors import JaxfuseError
+from jaxfuse.cli import progress_bar
+from jaxfuse.errors import Interrupted, JaxfuseError
 
 BUILTIN_IMAGE = "camera"  # scikit-image's bundled 512×512 grayscale photograph
+KEEP_CHECKPOINTS = 2  # step folders kept by default (the newest)
+
+
+def _bad(setting: str, problem: str) -> JaxfuseError:
+    """A bad setting: ``problem`` follows its name (``steps must be ...``)."""
+    return JaxfuseError(None, "{%s} %s" % (setting, problem), settings=(setting,))
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run.
 
-    ``python train.py`` with no flags = ``TrainConfig()`` (the shipped model).
+    ``jaxfuse train`` with no flags = ``TrainConfig()`` (the shipped model).
     """
     image: str | None = None  # a file or a bundled image's name; None = ``camera``
     steps: int = 2000
@@ -51,39 +58,40 @@ class TrainConfig:
     size: int = 256
     shared: bool = True
     checkpoint_every: int = 100
-    arch: str = "res2netfuse"
+    arch: str = model.ARCHS[0]
     ssim_weight: float = 1.0  # λ in L = λ·L_ssim + L_pixel (DenseFuse tried 1, 10, 100, 1000)
     dataset: str | None = None  # "bundled": random crops of many images instead of one
     batch: int = 1
 
     def validate(self) -> None:
+        """Raises JaxfuseError naming the first bad setting."""
         if self.steps < 1:
-            raise JaxfuseError(None, f"--steps must be a positive integer, got {self.steps}")
+            raise _bad("steps", f"must be a positive integer, got {self.steps}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise JaxfuseError(None, f"--lr must be a positive number, got {self.lr}")
+            raise _bad("lr", f"must be a positive number, got {self.lr}")
         if self.loss not in losses.LOSSES:
-            raise JaxfuseError(None, f"--loss must be one of {', '.join(losses.LOSSES)}, got {self.loss!r}")
+            raise _bad("loss", f"must be one of {', '.join(losses.LOSSES)}, got {self.loss!r}")
         if self.size < losses.MIN_SIZE[self.loss]:
-            raise JaxfuseError(None, f"--size {self.size} is below the {losses.MIN_SIZE[self.loss]} "
-                               f"pixels the {self.loss} loss needs")
+            raise _bad("size", f"{self.size} is below the {losses.MIN_SIZE[self.loss]} "
+                       f"pixels the {self.loss} loss needs")
         if self.checkpoint_every < 1:
-            raise JaxfuseError(None, f"--checkpoint-every must be positive, got {self.checkpoint_every}")
+            raise _bad("checkpoint_every", f"must be positive, got {self.checkpoint_every}")
         if self.arch not in model.ARCHS:
-            raise JaxfuseError(None, f"--arch must be one of {', '.join(model.ARCHS)}, got {self.arch!r}")
+            raise _bad("arch", f"must be one of {', '.join(model.ARCHS)}, got {self.arch!r}")
         if not (self.ssim_weight > 0 and math.isfinite(self.ssim_weight)):
-            raise JaxfuseError(None, f"--ssim-weight must be a positive number, got {self.ssim_weight}")
+            raise _bad("ssim_weight", f"must be a positive number, got {self.ssim_weight}")
         if self.dataset not in (None, "bundled"):
-            raise JaxfuseError(None, f"--dataset must be 'bundled', got {self.dataset!r}")
+            raise _bad("dataset", f"must be 'bundled', got {self.dataset!r}")
         if self.batch < 1:
-            raise JaxfuseError(None, f"--batch must be a positive integer, got {self.batch}")
+            raise _bad("batch", f"must be a positive integer, got {self.batch}")
         if self.dataset and self.image:
-            raise JaxfuseError(None, "--image and --dataset exclude each other")
+            raise JaxfuseError(None, "{image} and {dataset} exclude each other",
+                               settings=("image", "dataset"))
 
     @property
     def model_config(self) -> model.ModelConfig:
-        if self.arch != "res2netfuse":
-            return model.ModelConfig(arch=self.arch)
-        return model.ModelConfig(shared=self.shared)
+        spec = model.arch_spec(self.arch)
+        return spec.config(**{f: getattr(self, f) for f in spec.options})
 
 
 def load_training_image(path: str | None, size: int = 256) -> np.ndarray:
@@ -138,7 +146,7 @@ reconstruct = xla.jit(model.reconstruct)  # the trained model's reconstruction, 
 
 
 def _identity(config: TrainConfig, image: np.ndarray) -> dict:
-    """What must match for --resume to continue the same run."""
+    """What must match for a resumed run to continue the same run."""
     d = dataclasses.asdict(config)
     d.pop("steps")
     d.pop("checkpoint_every")
@@ -158,7 +166,7 @@ def _resumable_history(meta: dict, ident: dict, where) -> dict:
                 diff.append("image (different pixels)" if k == "image_sha256"
                             else f"{k}={saved.get(k)!r}, now {ident.get(k)!r}")
         raise JaxfuseError(where, f"cannot resume: the checkpoint was made with different "
-                           f"settings ({'; '.join(diff)}); pass --overwrite to start again")
+                           f"settings ({'; '.join(diff)})", hint="restart")
     if meta.get("jaxfuse_version") != __version__:
         raise JaxfuseError(where, f"cannot resume: the checkpoint was written by jaxfuse "
                            f"{meta.get('jaxfuse_version')}, this is {__version__}")
@@ -198,27 +206,50 @@ def _save_side_by_side(image: np.ndarray, recon: np.ndarray, path: Path) -> None
 
 
 def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
-                       overwrite: bool = False, progress: bool = True) -> dict:
+                       overwrite: bool = False, progress: bool = True,
+                       keep_checkpoints: int = KEEP_CHECKPOINTS, log=None) -> dict:
     """Trains on one image and writes checkpoints, curves and a summary to ``workdir``.
 
     Writes ``workdir/checkpoints/<step>/`` (Orbax), ``loss_curves.png``,
     ``reconstruction.png`` (training image | reconstruction) and
     ``summary.json`` (final losses, reconstruction SSIM/PSNR, time).
 
-    Returns the summary dict.
+    Args:
+      config: the run.
+      workdir: its folder (created if missing).
+      resume: continue from the latest checkpoint in ``workdir`` (which must
+        have been made with the same settings; ``steps`` and
+        ``checkpoint_every`` may change). With no checkpoint yet, start at 0.
+      overwrite: discard an existing run in ``workdir``.
+      progress: show a progress bar on stderr.
+      keep_checkpoints: how many step folders to keep, the newest (0: all);
+        an older one is removed only after a newer one is written completely.
+      log: called with a line saying where a resumed run starts.
+
+    Returns:
+      The summary dict.
+
+    Raises:
+      JaxfuseError: bad settings or files, an existing run without
+        ``resume`` or ``overwrite``, a run that cannot be resumed, a loss that
+        is no longer finite.
+      Interrupted: Ctrl-C; the checkpoints so far and the loss curves of the
+        interrupted run are written, and the message says which steps a
+        resumed run will redo.
     """
     config.validate()
+    if keep_checkpoints < 0:
+        raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
     if workdir.exists() and not workdir.is_dir():
-        raise JaxfuseError(workdir, "--workdir exists and is not a folder")
+        raise JaxfuseError(workdir, "{workdir} exists and is not a folder", settings=("workdir",))
     image_np = load_training_image(config.image, config.size)
     ident = _identity(config, image_np)
     ckdir = workdir / "checkpoints"
-    has_ckpt = ckdir.is_dir() and any(p.name.isdigit() for p in ckdir.iterdir())
+    has_ckpt = bool(checkpoint.step_folders(ckdir))
     if has_ckpt and not resume:
         if not overwrite:
-            raise JaxfuseError(ckdir, "already holds a training run; pass --resume to continue it "
-                               "or --overwrite to start again")
+            raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
         shutil.rmtree(ckdir)
         has_ckpt = False
     history = {"pixel": [], "ssim": [], "total": []}
@@ -228,19 +259,23 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         resume_from, meta = checkpoint.latest_meta(ckdir)
         history = _resumable_history(meta, ident, resume_from)
         if meta["step"] > config.steps:
-            raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond --steps {config.steps}")
+            raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond {{steps}} "
+                               f"{config.steps}", settings=("steps",))
     workdir.mkdir(parents=True, exist_ok=True)
     io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
 
     state = init_state(config)
     elapsed_before = 0.0
-    mngr = checkpoint.manager(ckdir, max_to_keep=2)
+    mngr = checkpoint.manager(ckdir, max_to_keep=keep_checkpoints or None)
     if resume_from is not None:
         params, meta, opt = checkpoint.restore(resume_from, config=config.model_config,
                                                with_opt_like=state["opt"])
         state = {"params": params, "opt": opt, "step": jnp.asarray(meta["step"], jnp.int32)}
         elapsed_before = float(meta.get("train_seconds", 0.0) or 0.0)
     start = int(state["step"])
+    if log is not None and resume:
+        log(f"resuming at step {start} of {config.steps} from {resume_from}" if resume_from
+            else f"nothing to resume in {ckdir}; starting at step 0 of {config.steps}")
 
     train_step = make_train_step(config)
     image = jnp.asarray(image_np)
@@ -256,25 +291,34 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         history=history, train_seconds=secs)
 
     t0 = time.perf_counter()
-    bar = _progress(range(start, config.steps), total=config.steps, initial=start, enabled=progress)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
-        for i in bar:
-            batch = fixed_batch if pool is None else jnp.asarray(datasets.random_crops(
-                pool, np.random.default_rng([config.seed, i]), config.batch, config.size))
-            state, terms = train_step(state, batch)
-            terms = {k: float(v) for k, v in terms.items()}
-            if not all(math.isfinite(v) for v in terms.values()):
-                raise JaxfuseError(config.image or BUILTIN_IMAGE,
-                                   f"loss became {terms['total']} at step {i + 1}; try a lower --lr")
-            for k in history:
-                history[k].append(terms[k])
-            step = i + 1
-            if hasattr(bar, "set_postfix"):
+    saved = start if resume_from is not None else None  # the step of the latest checkpoint
+    bar = progress_bar(range(start, config.steps), total=config.steps, initial=start,
+                       desc="train", unit="step", enabled=progress)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
+            for i in bar:
+                batch = fixed_batch if pool is None else jnp.asarray(datasets.random_crops(
+                    pool, np.random.default_rng([config.seed, i]), config.batch, config.size))
+                state, terms = train_step(state, batch)
+                terms = {k: float(v) for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in terms.values()):
+                    raise JaxfuseError(config.image or BUILTIN_IMAGE,
+                                       f"loss became {terms['total']} at step {i + 1}",
+                                       hint="try a lower {lr}", settings=("lr",))
+                for k in history:
+                    history[k].append(terms[k])
+                step = i + 1
                 bar.set_postfix(loss=f"{terms['total']:.4f}", refresh=False)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                checkpoint.save(mngr, step, state["params"], save_meta(
-                    step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    checkpoint.save(mngr, step, state["params"], save_meta(
+                        step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
+                    saved = step
+    except KeyboardInterrupt:
+        bar.close()
+        raise _interrupted(history, saved, workdir) from None
+    finally:
+        bar.close()
     seconds = elapsed_before + time.perf_counter() - t0
 
     from jaxfuse import metrics  # only needed here, at the end
@@ -300,8 +344,15 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     return summary
 
 
-def _progress(it, *, total, initial, enabled):
-    if not enabled:
-        return it
-    from tqdm import tqdm
-    return tqdm(it, total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+def _interrupted(history: dict, saved: int | None, workdir: Path) -> Interrupted:
+    """Writes the interrupted run's loss curves; the error that says what a resume redoes."""
+    done = len(history["total"])
+    if done:
+        _plot_curves(history, workdir / "loss_curves.png")
+    if saved is None:
+        what = "no checkpoint yet, so a resumed run starts at step 0"
+    elif saved == done:
+        what = f"the checkpoint at {saved} holds every step so far"
+    else:
+        what = f"steps since the checkpoint at {saved} will be redone"
+    return Interrupted(None, f"interrupted at step {done}; {what}", hint="continue")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 
 import jax
 
@@ -83,22 +82,19 @@ def jit(fun=None, **kw):
     return _Jit(fun, **kw)
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jaxfuse" / "xla"
-
-
 def enable_compilation_cache() -> None:
     """Turns on JAX's persistent compilation cache (command-line tools only).
 
-    ``JAX_COMPILATION_CACHE_DIR`` wins if set; otherwise ``~/.cache/jaxfuse/xla``
-    (``$XDG_CACHE_HOME`` respected). ``JAXFUSE_NO_CACHE=1`` turns it off. A cache
-    that cannot be created is skipped silently: it only saves time.
+    ``JAX_COMPILATION_CACHE_DIR`` wins if set; otherwise
+    :func:`jaxfuse.assets.cache_dir` (``~/.cache/jaxfuse/xla``).
+    ``JAXFUSE_NO_CACHE=1`` turns it off. A cache that cannot be created is
+    skipped silently: it only saves time.
     """
     if os.environ.get("JAXFUSE_NO_CACHE"):
         return
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        path = default_cache_dir()
+        from jaxfuse.assets import cache_dir
+        path = cache_dir()
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError:

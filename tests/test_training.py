@@ -58,8 +58,9 @@ def test_checkpoint_round_trip_and_config(tmp_path):
 
 def test_existing_run_needs_resume_or_overwrite(tmp_path):
     _run(tmp_path, "x", steps=1)
-    with pytest.raises(JaxfuseError, match="--resume"):
+    with pytest.raises(JaxfuseError, match="already holds a training run") as e:
         _run(tmp_path, "x", steps=1)
+    assert e.value.hint == "resume"  # the commands word it: "pass --resume to continue it ..."
     cfg = TrainConfig(size=32, steps=2, seed=3)
     with pytest.raises(JaxfuseError, match="seed"):
         train_and_evaluate(cfg, tmp_path / "x", resume=True, progress=False)
