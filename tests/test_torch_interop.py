@@ -36,13 +36,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from jaxfuse import checkpoint, convert, fusion, model, torch_io  # noqa: E402
+from jaxfuse.bench import torch_baseline as ref  # noqa: E402
 from jaxfuse.errors import JaxfuseError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # torch_reference sits beside this file
-    sys.path.insert(0, str(HERE))
-import torch_reference as ref  # noqa: E402
-
 REPO = HERE.parent
 H, W = 32, 40
 RTOL = 1e-4
@@ -277,6 +274,12 @@ def test_export_rejects_foreign_trees():
     params["decoder"]["conv4"] = params["decoder"]["conv3"]
     with pytest.raises(ValueError, match="unexpected"):
         torch_io.state_dict_from_params(params)
+    # The comparison networks have no PyTorch layout (ArchSpec.torch_keys is None).
+    dense = checkpoint.abstract_params(model.ModelConfig(arch="densefuse"))
+    with pytest.raises(ValueError, match="DenseFuse parameters have no PyTorch state_dict layout"):
+        torch_io.state_dict_from_params(dense)
+    with pytest.raises(ValueError, match="MSDNet parameters have no PyTorch"):
+        torch_io.key_map(model.ModelConfig(arch="msdnet"))
 
 
 # ----------------------------------------------------------------------------- bad files

@@ -1,5 +1,9 @@
 """An independent PyTorch implementation of Res2NetFuse, for tests and benchmarks.
 
+The PyTorch baseline of ``python -m jaxfuse.bench`` and the reference of the
+interoperability tests. It imports ``torch`` (an optional dependency): nothing
+else in :mod:`jaxfuse` imports this module unless torch is installed.
+
 Written from ``/work/shared/SPEC.md`` (not from the JAX code), with the
 module names of the authors' PyTorch code so that ``state_dict()`` has exactly
 the keys of their checkpoints::

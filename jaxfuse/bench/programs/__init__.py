@@ -1,0 +1,1 @@
+"""Scripts the benchmark runs as fresh processes (``python path args``), not modules to import."""

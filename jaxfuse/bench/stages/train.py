@@ -1,0 +1,95 @@
+"""One training step (batch 1, Adam) for each loss, JAX against PyTorch."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+from jaxfuse.bench.config import LOSSES, BenchConfig
+from jaxfuse.bench.stages.pair import TorchTiming
+from jaxfuse.bench.util import interleaved, med, timed, xla_cost_flops
+
+
+@dataclasses.dataclass
+class TrainTiming:
+    """One loss's train step: steady state, compilation, the projection to ``steps`` steps."""
+    loss: str
+    size: int
+    steps: int
+    flops: float
+    s: float
+    trace_lower_s: float
+    xla_compile_s: float
+    gflops: float
+    xla_cost_analysis_gflop: float
+    times_s: list
+    first_loss: float
+    torch: dict = dataclasses.field(default_factory=dict)       # fmt → TorchTiming
+    torch_first_loss: float | None = None                       # channels-last, same weights
+    ratio: dict = dataclasses.field(default_factory=dict)       # fmt → JAX / PyTorch, medians
+    ratio_best: dict = dataclasses.field(default_factory=dict)  # fmt → the same, minima
+
+    @property
+    def compile_s(self) -> float:
+        return self.trace_lower_s + self.xla_compile_s
+
+    @property
+    def projected_s(self) -> float:
+        """``steps`` × the median step + compile (checkpoints and plots not included)."""
+        return self.steps * self.s + self.compile_s
+
+    def torch_projected_s(self, fmt: str) -> float:
+        return self.steps * self.torch[fmt].s
+
+
+def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES) -> dict:
+    """``{loss: TrainTiming}`` at ``cfg.train_size``², starting from the benchmark's weights."""
+    import jax
+
+    from jaxfuse import training
+    image = training.load_training_image(None, cfg.train_size)
+    flops = model.flops.train(cfg.train_size, cfg.train_size)
+    out = {}
+    for kind in losses:
+        tcfg = training.TrainConfig(loss=kind, size=cfg.train_size)
+        # Start from the benchmark's weights so JAX and PyTorch train the same network
+        # (copies: the step donates its state).
+        params = jax.tree_util.tree_map(lambda x: x + 0, model.params)
+        holder = {"state": {"params": params, "opt": training.make_optimizer(tcfg.lr).init(params),
+                            "step": jax.numpy.zeros((), jax.numpy.int32)}}
+        img = jax.device_put(image)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
+            step = training.make_train_step(tcfg)
+            # Compile once, timed (the steady-state calls below use this executable).
+            t_lower, lowered = timed(lambda: step.lower(holder["state"], img))
+            t_compile, compiled = timed(lambda: lowered.compile())
+            xla_flops = xla_cost_flops(compiled)
+            first_loss = []
+
+            def jstep():
+                holder["state"], terms = compiled(holder["state"], img)
+                total = float(terms["total"])  # what the training loop does each step
+                if not first_loss:
+                    first_loss.append(total)
+
+            fns = {"jax": jstep}
+            tl = {}
+            if torch_side is not None:
+                for fmt in cfg.fmts:
+                    fns[f"torch_{fmt}"], tl[fmt] = torch_side.train_fn(fmt, image, kind, tcfg.lr)
+            t = interleaved(fns, cfg.reps_for(kind), warmup=1)
+        m = {k: med(v) for k, v in t.items()}
+        res = TrainTiming(loss=kind, size=cfg.train_size, steps=cfg.train_steps, flops=flops, s=m["jax"],
+                          trace_lower_s=t_lower, xla_compile_s=t_compile, gflops=flops / m["jax"] / 1e9,
+                          xla_cost_analysis_gflop=xla_flops / 1e9, times_s=t["jax"],
+                          first_loss=first_loss[0])
+        if torch_side is not None:
+            for fmt in cfg.fmts:
+                tm = m[f"torch_{fmt}"]
+                res.torch[fmt] = TorchTiming(s=tm, gflops=flops / tm / 1e9, times_s=t[f"torch_{fmt}"])
+                res.ratio[fmt] = m["jax"] / tm
+                res.ratio_best[fmt] = min(t["jax"]) / min(t[f"torch_{fmt}"])
+            res.torch_first_loss = tl["channels_last"][0]
+        out[kind] = res
+    return out
