@@ -76,22 +76,28 @@ def _md_cell(c: Any) -> str:
     return str(c).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def format_markdown(header: Row, rows: Sequence[Row], *, align: str | None = None) -> str:
+def format_markdown(header: Row, rows: Sequence[Row], *, align: str | None = None,
+                    marks: bool = True) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped).
 
     Args:
       header: column titles.
       rows: the rows.
       align: as in :func:`format_text`.
+      marks: False writes the rule under the header as a bare ``|---|---|``,
+        without alignment marks (the renderer's default alignment; ``align``
+        is then ignored).
 
     Returns:
       The table, lines joined by ``\\n`` (no trailing newline).
     """
     _check(header, rows)
-    aligns = _aligns(header, align)
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(_md_cell(c) for c in header) + " |",
-             "| " + " | ".join(marks[a] for a in aligns) + " |"]
+    if marks:
+        signs = {"l": ":---", "r": "---:", "c": ":---:"}
+        rule = "| " + " | ".join(signs[a] for a in _aligns(header, align)) + " |"
+    else:
+        rule = "|" + "---|" * len(header)
+    lines = ["| " + " | ".join(_md_cell(c) for c in header) + " |", rule]
     lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 

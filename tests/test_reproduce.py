@@ -17,7 +17,7 @@ from PIL import Image
 
 import conftest
 from conftest import REPO, SHARED_DATA, TNO21, needs_tno21
-from jaxfuse import reproduce
+from jaxfuse import cli, reproduce
 from jaxfuse.errors import JaxfuseError
 from jaxfuse.reproduce import CALIBRATION, PAPER_BASELINES, PAPER_METRIC_ORDER, PAPER_SINGLE, fmt
 
@@ -104,30 +104,21 @@ def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
 @needs_tno21
 def test_quick_on_tno21(tmp_path, monkeypatch):
     out = tmp_path / "r"
-    r = run("--quick", "--out", str(out))
+    r = run("--quick", "--pairs", str(TNO21), "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     check_outputs(out, r.stdout)
     monkeypatch.chdir(REPO)  # where run() runs it
-    assert f"`{reproduce._shown(TNO21)}`, 2 pair(s)" in (out / "report.md").read_text()
+    assert f"`{reproduce.shown(TNO21)}`, 2 pair(s)" in (out / "report.md").read_text()
 
 
-def test_quick_on_generated_pairs_and_rerun_reuses(tmp_path):
-    rng = np.random.default_rng(0)
-    pairs = tmp_path / "pairs"
-    for sub in ("ir", "vis"):
-        (pairs / sub).mkdir(parents=True)
-    for k, (h, w) in enumerate([(64, 80), (72, 64), (64, 64)]):
-        y, x = np.mgrid[0:h, 0:w]
-        ir = 40 + 150 * np.exp(-((y - h / 2) ** 2 + (x - w / 3) ** 2) / 80) + rng.normal(0, 5, (h, w))
-        vis = 128 + 60 * np.sin(x / 5.0 + k) * np.cos(y / 7.0) + rng.normal(0, 8, (h, w))
-        for sub, a in (("ir", ir), ("vis", vis)):
-            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(pairs / sub / f"p{k}.png")
+def test_quick_on_its_own_pairs_and_rerun_reuses(tmp_path):
+    # No --pairs: --quick writes three small synthetic pairs into <out>/pairs.
     out = tmp_path / "r"
-    args = ("--quick", "--pairs", str(pairs), "--out", str(out), "--max-pairs", "3",
-            "--baselines", "densefuse")
+    args = ("--quick", "--out", str(out), "--max-pairs", "3", "--baselines", "densefuse")
     r = run(*args)
     assert r.returncode == 0, r.stderr[-2000:]
     check_outputs(out, r.stdout, baselines=("densefuse",))
+    assert sorted(p.name for p in (out / "pairs" / "ir").iterdir()) == ["p0.png", "p1.png", "p2.png"]
     report = (out / "report.md").read_text()
     assert "3 pair(s)" in report and "l1, 2 of 3 pairs: highest" in report  # leave-one-out rows
     first = (out / "table4.csv").read_text()
@@ -138,13 +129,28 @@ def test_quick_on_generated_pairs_and_rerun_reuses(tmp_path):
     assert (out / "table4.csv").read_text() == first
 
 
-def test_missing_pairs_is_one_line_error(tmp_path, monkeypatch):
+def test_missing_pairs_is_one_line_error(tmp_path):
     r = run("--quick", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and r.stderr.count("\n") == 1
     assert "does not exist" in r.stderr
-    monkeypatch.setattr(reproduce, "DEFAULT_PAIRS", tmp_path / "absent")
-    with pytest.raises(JaxfuseError, match="pass --pairs DIR"):
-        reproduce.reproduce(reproduce.Settings.quick_defaults(), tmp_path / "o")
+    # No pairs folder and no --quick: the command says which flag to pass, the library which setting.
+    r = run("--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and r.stderr.count("\n") == 1
+    assert "pass --pairs DIR" in r.stderr
+    with pytest.raises(JaxfuseError, match="no TNO pairs folder") as e:
+        reproduce.reproduce(reproduce.Settings(), tmp_path / "o")
+    assert "--" not in str(e.value) and "pass --pairs DIR" in cli.describe(e.value)
+
+
+def test_bad_settings_name_the_setting_and_the_flag():
+    for settings, name, flag in ((reproduce.Settings(steps=0), "steps", "--steps"),
+                                 (reproduce.Settings(many_steps=0), "many_steps", "--many-steps"),
+                                 (reproduce.Settings(crop=5), "crop", "--crop"),
+                                 (reproduce.Settings(seeds=(1, 1)), "seeds", "--seeds")):
+        with pytest.raises(JaxfuseError) as e:
+            settings.validate()
+        assert str(e.value).startswith(name + " ") and "--" not in str(e.value)
+        assert cli.describe(e.value).startswith(flag + " ")
 
 
 @pytest.mark.skipif(not (SHARED_DATA.parent / "SPEC.md").is_file(), reason="needs ../shared/SPEC.md")
@@ -195,10 +201,10 @@ def test_report_shows_nearby_paths_relative(tmp_path, monkeypatch):
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    assert reproduce._shown(tmp_path / "a" / "data") == "../data"
-    assert reproduce._shown(work / "pairs") == "pairs"
+    assert reproduce.shown(tmp_path / "a" / "data") == "../data"
+    assert reproduce.shown(work / "pairs") == "pairs"
     far = tmp_path / "elsewhere" / "pairs"  # two levels up: printed as given
-    assert reproduce._shown(far) == str(far)
+    assert reproduce.shown(far) == str(far)
 
 
 def test_montage_has_one_column_per_label():

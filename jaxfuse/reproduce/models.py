@@ -1,0 +1,219 @@
+"""Stage 1: the models of the reproduction, trained here or reused from finished runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from jaxfuse.errors import JaxfuseError
+
+from .paper import MAIN_ARCH, strategies_for
+from .settings import Settings
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Model:
+    """One trained network: its parameters and where they came from."""
+    key: str                  # its folder name under train/ and fused/
+    label: str
+    params: object
+    source: str               # "trained", "reused", "resumed" or "checkpoint `<path>`"
+    train_seconds: float | None
+    workdir: Path | None
+    arch: str = MAIN_ARCH
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """The fusion strategies this model is scored with."""
+        return strategies_for(self.arch)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the parameters: fused images cached for other parameters are stale."""
+        import hashlib
+
+        import jax
+        h = hashlib.sha256()
+        for path, leaf in jax.tree_util.tree_flatten_with_path(self.params)[0]:
+            a = np.asarray(leaf)
+            h.update(f"{jax.tree_util.keystr(path)}{a.shape}{a.dtype}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class ModelSet:
+    """Every model of the run, in training order, and which plays which part."""
+    models: dict[str, Model]
+    primary_key: str          # the single-image model of Tables II–IV
+    many_key: str             # the many-image model of Tables II–III
+    baseline_keys: dict[str, dict[str, str]]  # arch -> {"single": key, "many": key}
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def image_key(image: str) -> str:
+    """A training image as keys and labels name it: a file's stem, or the bundled name."""
+    return Path(image).stem if Path(image).is_file() else image
+
+
+def single_key(settings: Settings, image: str, seed: int) -> str:
+    return (f"single-{image_key(image)}-seed{seed}-{settings.steps}steps-{settings.size}px-"
+            f"{settings.loss}")
+
+
+def many_key(settings: Settings) -> str:
+    return (f"many-bundled-seed{settings.seed0}-{settings.many_steps_}steps-{settings.size}px-"
+            f"{settings.loss}")
+
+
+def single_config(settings: Settings, image: str, seed: int, arch: str = MAIN_ARCH):
+    from jaxfuse.training import TrainConfig
+    return TrainConfig(arch=arch, image=image, steps=settings.steps, seed=seed, loss=settings.loss,
+                       size=settings.size)
+
+
+def many_config(settings: Settings, arch: str = MAIN_ARCH):
+    from jaxfuse.training import TrainConfig
+    return TrainConfig(arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_,
+                       seed=settings.seed0, loss=settings.loss, size=settings.size)
+
+
+def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
+    """Trains (or reuses, or resumes) every model the tables need, under ``out/train``.
+
+    The single-image models (each seed on the main image, each other image on
+    the main seed), the many-image model and, per comparison network, its
+    single- and many-image models. ``settings.checkpoint`` and
+    ``settings.many_checkpoint`` stand in for the main single- and many-image
+    models.
+    """
+    models: dict[str, Model] = {}
+    primary = _primary_from_checkpoint(settings, models, log)
+    wanted = [(settings.image0, s) for s in settings.seeds]
+    wanted += [(im, settings.seed0) for im in settings.images[1:]]
+    for image, seed in wanted:
+        k = single_key(settings, image, seed)
+        if k not in models:
+            models[k] = _train(k, f"single-image {image_key(image)} seed {seed}",
+                               single_config(settings, image, seed), out, log)
+    if settings.many_checkpoint is not None:
+        many = "many-checkpoint-" + Path(settings.many_checkpoint).resolve().name
+        models[many] = _from_checkpoint(many, "many-image (--many-checkpoint)",
+                                        settings.many_checkpoint, log)
+    else:
+        many = many_key(settings)
+        models[many] = _train(many, "many-image (bundled crops)", many_config(settings), out, log)
+    baseline_keys = {}
+    for arch in settings.baselines:
+        ks = baseline_keys[arch] = {"single": f"{arch}-{single_key(settings, settings.image0, settings.seed0)}",
+                                    "many": f"{arch}-{many_key(settings)}"}
+        models[ks["single"]] = _train(ks["single"], f"{arch} single-image {image_key(settings.image0)}",
+                                      single_config(settings, settings.image0, settings.seed0, arch),
+                                      out, log)
+        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)",
+                                    many_config(settings, arch), out, log)
+    return ModelSet(models, primary, many, baseline_keys)
+
+
+def _primary_from_checkpoint(settings: Settings, models: dict, log: Log) -> str:
+    """The main single-image model's key; loads ``settings.checkpoint`` into ``models`` if given.
+
+    A checkpoint trained with exactly the main recipe takes that model's place
+    (and key); any other one is kept under its own key beside the trained models.
+    """
+    image0, seed0 = settings.image0, settings.seed0
+    key = single_key(settings, image0, seed0)
+    if settings.checkpoint is None:
+        return key
+    recorded = _checkpoint_train_config(settings.checkpoint)
+    if recorded is not None and same_train_config(recorded, single_config(settings, image0, seed0)):
+        models[key] = _from_checkpoint(key, f"single-image {image_key(image0)} seed {seed0} "
+                                       "(checkpoint)", settings.checkpoint, log)
+        return key
+    key = "checkpoint-" + Path(settings.checkpoint).resolve().name
+    models[key] = _from_checkpoint(key, "single-image (--checkpoint)", settings.checkpoint, log)
+    return key
+
+
+def same_train_config(saved: dict, config) -> bool:
+    """Whether a recorded training config is ``config`` (older records lack newer fields)."""
+    from jaxfuse.training import TrainConfig
+    want = dataclasses.asdict(config)
+    have = {**dataclasses.asdict(TrainConfig()), **saved}
+    for d in (want, have):
+        d.pop("checkpoint_every", None)
+        if d.get("image") is None and not d.get("dataset"):
+            d["image"] = "camera"
+    return want == have
+
+
+def _finished_run(workdir: Path, config) -> dict | None:
+    """The ``summary.json`` of a finished run of ``config`` in ``workdir``, if there is one."""
+    try:
+        s = json.loads((workdir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(s, dict) and s.get("steps") == config.steps and \
+            same_train_config(s.get("config") or {}, config) and \
+            (workdir / "checkpoints" / str(config.steps)).is_dir():
+        return s
+    return None
+
+
+def _train(key: str, label: str, config, out: Path, log: Log) -> Model:
+    from jaxfuse import checkpoint
+    from jaxfuse.training import train_and_evaluate
+    workdir = out / "train" / key
+    step_dir = workdir / "checkpoints" / str(config.steps)
+    s = _finished_run(workdir, config)
+    if s is not None:
+        params, _ = checkpoint.load_params(step_dir)
+        log(f"  {label}: reusing the finished run in {workdir}")
+        return Model(key, label, params, "reused", s.get("train_seconds"), workdir, config.arch)
+    resume = bool(checkpoint.step_folders(workdir / "checkpoints"))
+    log(f"  {label}: {'resuming' if resume else 'training'} {config.steps} steps in {workdir}")
+    try:
+        s = train_and_evaluate(config, workdir, resume=resume, progress=sys.stderr.isatty())
+    except JaxfuseError as e:
+        if e.hint != "restart":
+            raise
+        # the run cannot be resumed; this command has no overwrite setting, so say what to delete
+        raise JaxfuseError(e.path, e.template, hint=f"delete {workdir} to start again",
+                           settings=e.settings) from None
+    params, _ = checkpoint.load_params(step_dir)
+    return Model(key, label, params, "resumed" if resume else "trained", s["train_seconds"],
+                 workdir, config.arch)
+
+
+def _from_checkpoint(key: str, label: str, path: str, log: Log) -> Model:
+    from jaxfuse import checkpoint
+    params, cfg = checkpoint.load_params(path)
+    if cfg.arch != MAIN_ARCH:
+        raise JaxfuseError(path, f"is a {cfg.arch} checkpoint; the reproduction needs {MAIN_ARCH}")
+    log(f"  {label}: using the checkpoint {path}")
+    secs = None
+    try:
+        secs = float(checkpoint.latest_meta(path)[1].get("train_seconds"))
+    except (JaxfuseError, TypeError, ValueError):  # a PyTorch file, or no time recorded
+        pass
+    return Model(key, label, params, f"checkpoint `{path}`", secs, None, cfg.arch)
+
+
+def _checkpoint_train_config(path: str) -> dict | None:
+    """The training config recorded in a jaxfuse checkpoint, if any."""
+    from jaxfuse import checkpoint
+    try:
+        _, meta = checkpoint.latest_meta(path)
+    except JaxfuseError:
+        return None
+    return meta.get("train") if isinstance(meta.get("train"), dict) else None

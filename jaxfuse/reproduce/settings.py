@@ -1,0 +1,106 @@
+"""What defines a reproduction run, and the tiny pairs a quick run makes for itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from jaxfuse.errors import JaxfuseError
+
+from .paper import BASELINES
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything that defines a reproduction run."""
+    pairs: str | None = None          # the TNO pairs folder; None only with ``quick``
+    steps: int = 2000                 # single-image training length
+    many_steps: int | None = None     # many-image model; None = ``steps``
+    seeds: tuple[int, ...] = (0, 1, 2)
+    images: tuple[str, ...] = ("camera", "astronaut", "coffee")
+    size: int = 256                   # training image side
+    loss: str = "ssim"
+    crop: int = 512                   # Table III: centre crop to at most crop × crop
+    max_pairs: int | None = None      # None: all pairs; else the N smallest (by area)
+    montage_pairs: int = 4
+    baselines: tuple[str, ...] = BASELINES  # trained single- and many-image like Res2NetFuse
+    checkpoint: str | None = None     # stands in for the (images[0], seeds[0]) model
+    many_checkpoint: str | None = None
+    quick: bool = False               # a smoke run; without ``pairs`` it makes tiny pairs
+
+    @classmethod
+    def quick_defaults(cls, **overrides) -> "Settings":
+        """The quick smoke run: tiny training, small crops, the 2 smallest pairs."""
+        base = dict(steps=3, many_steps=3, seeds=(0,), images=("camera",), size=64, crop=64,
+                    max_pairs=2, montage_pairs=2, quick=True)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    @property
+    def many_steps_(self) -> int:
+        return self.steps if self.many_steps is None else self.many_steps
+
+    @property
+    def image0(self) -> str:
+        """The main training image: the single-image model of Tables II–IV."""
+        return self.images[0]
+
+    @property
+    def seed0(self) -> int:
+        """The main seed: the single-image and many-image models of Tables II–IV."""
+        return self.seeds[0]
+
+    def validate(self) -> None:
+        """Raises :class:`JaxfuseError` naming the first setting that is out of range."""
+        from jaxfuse import datasets
+
+        def bad(problem: str, *names: str, path=None):
+            return JaxfuseError(path, problem, settings=names)
+
+        for name, v in (("steps", self.steps), ("many_steps", self.many_steps_), ("size", self.size)):
+            if v < 1:
+                raise bad(f"{{{name}}} must be a positive integer, got {v}", name)
+        if self.montage_pairs < 1:
+            raise bad(f"montage_pairs must be a positive integer, got {self.montage_pairs}")
+        if self.crop < 11:
+            raise bad(f"{{crop}} {self.crop} is below the 11 pixels SSIM's window needs", "crop")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise bad(f"{{max_pairs}} must be a positive integer, got {self.max_pairs}", "max_pairs")
+        if not self.seeds:
+            raise bad("{seeds} needs at least one seed", "seeds")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.images)) != len(self.images):
+            raise bad("{seeds} and {images} must not repeat a value", "seeds", "images")
+        if not self.images:
+            raise bad("{images} needs at least one image", "images")
+        for b in self.baselines:
+            if b not in BASELINES:
+                raise bad(f"{{baselines}} takes {', '.join(BASELINES)}, got {b!r}", "baselines")
+        for im in self.images:
+            if im not in datasets.NATURAL_IMAGES and not Path(im).is_file():
+                raise bad(f"not a file nor a bundled image ({', '.join(datasets.NATURAL_IMAGES)})",
+                          path=im)
+
+
+QUICK_PAIR_SIZES = ((64, 80), (72, 64), (64, 64))
+
+
+def make_quick_pairs(folder: Path) -> Path:
+    """Writes three small synthetic infrared/visible pairs into ``folder/ir``, ``folder/vis``.
+
+    A warm blob on a noisy background (infrared) and a textured scene
+    (visible), from a fixed seed: the same pixels every time, so a rerun
+    reuses its fused images. Existing files are kept. Returns ``folder``.
+    """
+    from jaxfuse import io
+    rng = np.random.default_rng(0)
+    for k, (h, w) in enumerate(QUICK_PAIR_SIZES):
+        y, x = np.mgrid[0:h, 0:w]
+        ir = 40 + 150 * np.exp(-((y - h / 2) ** 2 + (x - w / 3) ** 2) / 80) + rng.normal(0, 5, (h, w))
+        vis = 128 + 60 * np.sin(x / 5.0 + k) * np.cos(y / 7.0) + rng.normal(0, 8, (h, w))
+        for sub, a in (("ir", ir), ("vis", vis)):
+            path = folder / sub / f"p{k}.png"
+            if not path.is_file():
+                io.save_image(path, np.clip(a, 0, 255).astype(np.uint8))
+    return folder
