@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from jaxfuse.color import LUMA
 from jaxfuse.io import load_image
 from jaxfuse.metrics._common import prepare, to_gray64
 
 _F32 = np.float32
 # OpenCV's float BGR->GRAY weights (R2YF, G2YF, B2YF in its color.hpp), as float32.
-_CV_R, _CV_G, _CV_B = _F32(0.299), _F32(0.587), _F32(0.114)
+_CV_R, _CV_G, _CV_B = (_F32(w) for w in LUMA)  # OpenCV's float weights are BT.601's
 
 
 def rgb_to_gray_cv2(image: ArrayLike) -> np.ndarray:
