@@ -59,7 +59,11 @@ class JaxfuseError(Exception):
         self.template = problem
         self.hint = hint
         self.settings = tuple(settings)
-        super().__init__(self.describe())
+        message = self.describe()
+        super().__init__(message)
+        # A subclass that is also an ImportError (torch_io.TorchMissingError) gets
+        # ImportError.__init__, which resets ``path`` to None: set it again.
+        self.path = str(path) if path is not None else None
 
     @property
     def problem(self) -> str:

@@ -16,6 +16,11 @@ from jaxfuse import fusion, xla
 def test_cpu_options_are_used_and_accepted():
     if jax.default_backend() != "cpu":
         pytest.skip("CPU-only options")
+    try:  # jaxlib < 0.8.1 has no YNNPACK fusions and rejects the option: XLA's defaults then
+        jax.jit(lambda x: x + 1, compiler_options=xla.CPU_OPTIONS).lower(1.0).compile()
+    except Exception:  # noqa: BLE001
+        assert xla.compiler_options() is None
+        return
     assert xla.compiler_options() == xla.CPU_OPTIONS
 
 
