@@ -8,8 +8,9 @@ over the 21 TNO pairs (fused images of ``--method`` from
 ``../shared/data/tno21_fused``), the total, and the CPU load while it ran
 (the machine may be shared: compare timings only between runs on an idle
 machine). Then, for one synthetic 1024×1280 pair (a TNO pair resized), each
-metric's peak resident memory in a fresh process, above the process's
-footprint after importing jaxfuse and a warm-up (``--skip-memory`` skips it).
+default metric of every convention: its peak resident memory in a fresh
+process, above the process's footprint after importing jaxfuse and a warm-up
+(``--skip-memory`` skips it).
 
 Second part: per convention (one whose module is not importable yet is
 skipped with a note), the time :func:`jaxfuse.evaluate.evaluate_methods`
@@ -123,13 +124,14 @@ class _PeakSampler:
         self.peak = max(self.peak, _rss_now_mb())
 
 
-def memory_child(metric: str) -> None:
+def memory_child(which: str) -> None:
+    conv, metric = which.split(":", 1)
     a, b, f = _big_pair()
-    M.score_pair(a[:64, :64], b[:64, :64], f[:64, :64], metrics=[metric])  # imports + JIT
+    M.score_pair(a[:64, :64], b[:64, :64], f[:64, :64], metrics=[metric], convention=conv)  # imports + JIT
     base = _rss_now_mb()
     t = time.perf_counter()
     with _PeakSampler() as s:
-        v = M.score_pair(a, b, f, metrics=[metric])[metric]
+        v = M.score_pair(a, b, f, metrics=[metric], convention=conv)[metric]
     dt = time.perf_counter() - t
     print(json.dumps({"metric": metric, "base_mb": base, "peak_mb": s.peak, "seconds": dt,
                       "value": v}))
@@ -227,16 +229,18 @@ def time_tno(method: str, skip_memory: bool) -> None:
 
     if skip_memory:
         return
-    print("memory, one 1024x1280 pair, fresh process per metric: peak resident set while "
+    print("memory, one 1024x1280 grey pair, fresh process per metric: peak resident set while "
           "computing, above the resident set after import and warm-up")
     worst = 0.0
-    for name in M.PAPER_METRICS:
-        r = subprocess.run([sys.executable, __file__, "--memory-child", name],
-                           capture_output=True, text=True, check=True)
-        d = json.loads(r.stdout.strip().splitlines()[-1])
-        extra = d["peak_mb"] - d["base_mb"]
-        worst = max(worst, d["peak_mb"])
-        print(f"  {name:8s} +{extra:6.0f} MB  (peak RSS {d['peak_mb']:.0f} MB, {d['seconds']:.2f} s)")
+    for conv in M.CONVENTIONS:
+        for name in M.default_metrics(conv):
+            r = subprocess.run([sys.executable, __file__, "--memory-child", f"{conv}:{name}"],
+                               capture_output=True, text=True, check=True)
+            d = json.loads(r.stdout.strip().splitlines()[-1])
+            extra = d["peak_mb"] - d["base_mb"]
+            worst = max(worst, d["peak_mb"])
+            print(f"  {conv + ':' + name:26s} +{extra:6.0f} MB  (peak RSS {d['peak_mb']:.0f} MB, "
+                  f"{d['seconds']:.2f} s)")
     print(f"  largest peak RSS: {worst:.0f} MB (the 1024x1280 float64 image itself is 10 MB)")
 
 
