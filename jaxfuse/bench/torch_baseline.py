@@ -4,7 +4,7 @@ The PyTorch baseline of ``python -m jaxfuse.bench`` and the reference of the
 interoperability tests. It imports ``torch`` (an optional dependency): nothing
 else in :mod:`jaxfuse` imports this module unless torch is installed.
 
-Written from ``/work/shared/SPEC.md`` (not from the JAX code), with the
+Written from the specification of the network (SPEC.md; not from the JAX code), with the
 module names of the authors' PyTorch code so that ``state_dict()`` has exactly
 the keys of their checkpoints::
 
