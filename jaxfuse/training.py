@@ -316,6 +316,15 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                     saved = step
     except KeyboardInterrupt:
         bar.close()
+        # An interrupt inside checkpoint.save leaves ``saved`` behind while Orbax's
+        # thread may still finish that step: wait for it, then trust the disk.
+        try:
+            mngr.wait_until_finished()
+        except Exception:  # noqa: BLE001 - a save that failed is simply not on disk
+            pass
+        on_disk = [s for s, _ in checkpoint.step_folders(ckdir)]
+        if on_disk and (saved is None or max(on_disk) > saved):
+            saved = max(on_disk)
         raise _interrupted(history, saved, workdir) from None
     finally:
         bar.close()
