@@ -125,17 +125,6 @@ def _load(conv: Convention, path: Path):
         raise JaxfuseError(path, f"unreadable image ({e})") from None
 
 
-def _pair_scorer(conv: Convention):
-    """``make(ir, vis) -> scorer`` with ``scorer.score(fused, names) -> {name: value}``, or None.
-
-    A convention may offer a scorer (:attr:`Convention.pair_scorer`) that
-    keeps the work that depends on the sources only (histograms, filtered
-    sources) for every fused image of the pair; the values are those of its
-    functions.
-    """
-    return conv.pair_scorer
-
-
 def _score_all(pairs: Sequence[Pair], fused: Mapping[str, Path], conv: Convention,
                names: list[str], progress: bool) -> dict[str, dict]:
     """Scores every method; returns ``{method: result dict}`` in ``fused``'s order.
@@ -146,7 +135,7 @@ def _score_all(pairs: Sequence[Pair], fused: Mapping[str, Path], conv: Conventio
     for method, d in fused.items():  # every folder is checked before any scoring
         found[method], skipped[method] = find_fused(d, [p.name for p in pairs])
     per_pair: dict[str, dict[str, dict[str, float]]] = {m: {} for m in fused}
-    make_scorer = _pair_scorer(conv)
+    make_scorer = conv.pair_scorer  # sources' work once per pair, where the convention offers it
     total = sum(len(f) for f in found.values())
     bar = progress_bar(total=total, desc="scoring", unit="image", leave=False,
                        enabled=progress and bool(total))
