@@ -5,7 +5,9 @@
 * :func:`to_uint8` is the authors' output step (min–max to 0–255, truncate).
 * :func:`fuse_pair` takes one infrared/visible pair as NumPy arrays in any of
   the forms :func:`jaxfuse.io.load_image` returns and applies the colour path
-  of paper Sec. IV-D when the visible image is RGB (:mod:`jaxfuse.color`).
+  of paper Sec. IV-D when the visible image is RGB (:mod:`jaxfuse.color`); it
+  fuses with a network's parameters or with a weight-free method
+  (:class:`jaxfuse.methods.Method`) alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from jaxfuse import color, xla
 from jaxfuse.color import rgb_to_ycbcr, ycbcr_to_rgb  # the colour path's conversions
 from jaxfuse.engine import auto_fuse
+from jaxfuse.methods import Method
 from jaxfuse.model import Params, fuse
 
 __all__ = ["OUTPUT_EPS", "fuse", "fuse_pair", "rgb_to_ycbcr", "to_uint8", "ycbcr_to_rgb"]
@@ -43,7 +46,9 @@ def fuse_pair(params: Params, ir: np.ndarray, vis: np.ndarray, *,
     """Fuses one infrared/visible pair into a uint8 image of the same size.
 
     Args:
-      params: model parameters (any architecture).
+      params: model parameters (any architecture), or a weight-free method
+        (:func:`jaxfuse.methods.get_method`), which fuses the two gray images
+        with its own output step; ``strategy`` and ``fuse_fn`` are then unused.
       ir: ``(H, W)`` or ``(H, W, 3)`` float, 0–255 (RGB is reduced to its
         BT.601 luma).
       vis: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, 0–255.
@@ -69,9 +74,11 @@ def fuse_pair(params: Params, ir: np.ndarray, vis: np.ndarray, *,
     in_colour = vis.ndim == 3
     ycc = rgb_to_ycbcr(vis) if in_colour else None
     y = ycc[..., 0].astype(np.float32) if in_colour else vis
-    sources = np.stack([ir, y])[:, None, :, :, None]
-    out = to_uint8(fuse_fn(params, sources, strategy=strategy))
-    fused = np.asarray(out)[0, :, :, 0]
+    if isinstance(params, Method):
+        fused = params.fuse_gray(ir, y)
+    else:
+        sources = np.stack([ir, y])[:, None, :, :, None]
+        fused = np.asarray(to_uint8(fuse_fn(params, sources, strategy=strategy)))[0, :, :, 0]
     if not in_colour:
         return fused
     ycc[..., 0] = fused

@@ -117,8 +117,9 @@ def fuse_folder(pairs_dir, out_dir, params, *, strategy: str = "l1", overwrite: 
       pairs_dir: a folder in one of the layouts of :func:`jaxfuse.io.find_pairs`.
       out_dir: where the fused PNGs go (created if needed); must not be the
         input folder or one of its ir/vis folders.
-      params: Res2NetFuse parameters.
-      strategy: fusion strategy name.
+      params: a network's parameters, or a weight-free method
+        (:func:`jaxfuse.methods.get_method`).
+      strategy: fusion strategy name (networks only).
       overwrite: replace existing outputs instead of skipping them.
       progress: show a progress bar.
       overview: also write ``_overview.png`` with up to this many pairs side by
@@ -143,7 +144,8 @@ def fuse_folder(pairs_dir, out_dir, params, *, strategy: str = "l1", overwrite: 
     report = FolderReport(failed=[(p, m) for p, m in problems])
     shown = []
     try:
-        with progress_bar(pairs, desc=f"fuse ({strategy})", unit="pair", enabled=progress) as bar:
+        with progress_bar(pairs, desc=f"fuse ({_what(params, strategy)})", unit="pair",
+                          enabled=progress) as bar:
             for pair in bar:
                 _fuse_into(pair, out_dir / f"{pair.name}.png", params, strategy, overwrite,
                            fuse_fn, report, shown, overview)
@@ -156,6 +158,12 @@ def fuse_folder(pairs_dir, out_dir, params, *, strategy: str = "l1", overwrite: 
         except (OSError, MemoryError) as e:
             report.failed.append((out_dir / OVERVIEW_NAME, f"cannot write the overview ({e})"))
     return report
+
+
+def _what(params, strategy: str) -> str:
+    """What fuses, as the progress bar names it: a method's name, or the network's strategy."""
+    from jaxfuse.methods import Method
+    return params.name if isinstance(params, Method) else strategy
 
 
 def _fuse_into(pair, target, params, strategy, overwrite, fuse_fn, report, shown, overview):

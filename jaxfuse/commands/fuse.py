@@ -1,8 +1,10 @@
-"""Fuse infrared/visible pairs with a trained Res2NetFuse model: one pair, or every pair in a folder.
+"""Fuse infrared/visible pairs with a trained network or a weight-free method: one pair, or a folder.
 
-    jaxfuse fuse IR VIS --out fused.png                 # one pair
+    jaxfuse fuse IR VIS --out fused.png                 # one pair, the shipped Res2NetFuse
     jaxfuse fuse --pairs dir/ --out fused/              # a folder, l1-norm strategy
     jaxfuse fuse --pairs dir/ --out fused/ --strategy mean --metrics
+    jaxfuse fuse --pairs dir/ --out fused-jsr/ --method jsr        # a method with no weights
+    jaxfuse fuse --pairs dir/ --checkpoint checkpoints/fusiongan   # another trained network
 
 (``python fuse.py`` in a clone of the repository is the same command.)
 Folder layouts: dir/ir/ + dir/vis/ (or dir/vi/) matched by file stem, or a
@@ -26,6 +28,7 @@ DEFAULT_OUT = "fused"
 
 def build_parser() -> ArgumentParser:
     from jaxfuse import model
+    from jaxfuse.methods import METHOD_NAMES, METHODS
     from jaxfuse.metrics import CONVENTIONS
     from jaxfuse.strategies import STRATEGIES
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
@@ -35,11 +38,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", default=None,
                    help=f"with --pairs: the output folder (default: ./{DEFAULT_OUT}); with IR VIS: "
                         "the fused image file (.png, .jpg, .bmp, .tif)")
-    p.add_argument("--strategy", default="l1", choices=list(STRATEGIES),
-                   help="fusion strategy (default l1)")
+    p.add_argument("--strategy", default=None, choices=list(STRATEGIES),
+                   help="fusion strategy (default: the network's own first one, l1 for "
+                        "Res2NetFuse; FusionGAN takes none)")
     p.add_argument("--checkpoint", default=None,
                    help="Orbax checkpoint folder, step folder, training --workdir, or the authors' "
                         "PyTorch .model file (default: the shipped res2netfuse checkpoint)")
+    p.add_argument("--method", choices=METHOD_NAMES, default=None,
+                   help="fuse with a method that has no weights instead of a network: "
+                        + ", ".join(f"{m.name} ({m.title})" for m in METHODS.values()))
     p.add_argument("--arch", choices=model.ARCHS, default=None,
                    help="expected architecture; the checkpoint records its own, and a "
                         "different one is an error (default: whatever the checkpoint holds)")
@@ -53,12 +60,26 @@ def build_parser() -> ArgumentParser:
 
 
 def _load_model(args):
-    from jaxfuse import assets, checkpoint
+    """The network's parameters, or the weight-free method, that fuses.
+
+    Sets ``args.strategy`` to the network's own default when none was given.
+    """
+    from jaxfuse import assets, checkpoint, model
     from jaxfuse.errors import JaxfuseError
+    from jaxfuse.strategies import STRATEGIES
+    if args.method is not None:
+        from jaxfuse.methods import get_method
+        return get_method(args.method)
     ckpt = args.checkpoint or assets.shipped_checkpoint()
     params, config = checkpoint.load_params(ckpt)
     if args.arch and config.arch != args.arch:
         raise JaxfuseError(ckpt, f"checkpoint holds a {config.arch} network, not {args.arch}")
+    spec = model.arch_spec(config)
+    if args.strategy is None:
+        args.strategy = spec.default_strategy
+    elif spec.default_strategy not in STRATEGIES:  # FusionGAN: the generator fuses the pair itself
+        raise JaxfuseError(ckpt, f"holds a {spec.title} network, which fuses the pair itself and "
+                           "takes no --strategy")
     return params
 
 
@@ -73,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("the following arguments are required: VIS (after IR)")
     if args.ir is not None and args.out is None:
         p.error("with IR VIS, --out names the fused image file (e.g. --out fused.png)")
+    if args.method is not None:
+        given = [f for f, v in (("--checkpoint", args.checkpoint), ("--arch", args.arch),
+                                ("--strategy", args.strategy)) if v is not None]
+        if given:
+            p.error(f"--method {args.method} has no weights and no strategy; drop {', '.join(given)}")
     from jaxfuse import xla
     xla.enable_compilation_cache()
     if args.ir is not None:
