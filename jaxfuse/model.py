@@ -36,6 +36,12 @@ strategies, its PyTorch layout — is one :class:`ArchSpec` entry in
 :data:`ARCH_SPECS`; the rest of jaxfuse asks :func:`arch_spec` instead of
 testing names. :func:`fuse` (re-exported as :func:`jaxfuse.fusion.fuse`) is
 the fusion network: encode each source, fuse, decode.
+
+FusionGAN (Ma et al., Information Fusion 2019; :mod:`jaxfuse.fusiongan`), the
+paper's GAN baseline, is an architecture too, of another kind: an end-to-end
+generator with no encoder, fusion layer or decoder. Its entry names its own
+parameter initialiser and fusion function (:attr:`ArchSpec.fuse_sources`),
+and its one "strategy" is ``"generator"``.
 """
 
 from __future__ import annotations
@@ -64,8 +70,10 @@ class ModelConfig:
 
     Attributes:
       arch: ``"res2netfuse"`` (this paper), ``"densefuse"`` (Li and Wu,
-        IEEE TIP 2019; :class:`DenseEncoder`) or ``"msdnet"`` (Song, Wu and Li,
-        ICIG 2019; :class:`MSDEncoder`), the paper's two comparison networks.
+        IEEE TIP 2019; :class:`DenseEncoder`), ``"msdnet"`` (Song, Wu and Li,
+        ICIG 2019; :class:`MSDEncoder`) or ``"fusiongan"`` (Ma et al.,
+        Information Fusion 2019; :mod:`jaxfuse.fusiongan`), the paper's
+        comparison networks.
       shared: one conv for every application of ``F`` in the Res2Net block (the
         authors' code) or separate convs per group and application (Table I).
         Res2NetFuse only.
@@ -108,10 +116,11 @@ class ArchSpec:
     Attributes:
       name: the ``ModelConfig.arch`` string (checkpoints, ``--arch``).
       title: the network's name in messages and reports.
-      marker: the entry of ``params["encoder"]`` that identifies its parameter
-        tree (:func:`config_from_params`); unique across the table.
+      marker: the entry of ``params["encoder"]`` (of ``params`` itself for an
+        end-to-end network) that identifies its parameter tree
+        (:func:`config_from_params`); unique across the table.
       build: ``config -> (encoder, decoder)`` Linen modules; :func:`init_params`,
-        :func:`encode` and :func:`decode` use them.
+        :func:`encode` and :func:`decode` use them. None for an end-to-end network.
       feature_channels: channels of the encoder's output (the fusion layer's input).
       fusion_groups: the features are split into this many equal channel groups,
         each fused on its own (MSDNet's scales); 1 fuses all channels at once.
@@ -133,11 +142,18 @@ class ArchSpec:
         or None when jaxfuse maps no PyTorch counterpart.
       torch_config: ``state_dict keys -> ModelConfig``, the variant a
         ``state_dict`` holds (with ``torch_keys``).
+      fuse_sources: for an end-to-end network (no encoder, fusion layer or
+        decoder): ``(params, sources) -> fused``, sources ``(2, N, H, W, 1)``
+        with ``sources[0]`` infrared and ``sources[1]`` visible, 0–255 →
+        ``(N, H, W, 1)`` float before the output step; :func:`fuse` calls it.
+        None for an encoder–decoder network.
+      init: for an end-to-end network, ``key -> params``, its parameter
+        initialiser (:func:`init_params` calls it).
     """
     name: str
     title: str
     marker: str
-    build: Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
+    build: Callable[[ModelConfig], tuple[nn.Module, nn.Module]] | None
     feature_channels: int
     receptive_radius: int
     strategies: tuple[str, ...]
@@ -148,6 +164,8 @@ class ArchSpec:
     form: Callable[[ModelConfig], str] = _one_form
     torch_keys: Callable[[ModelConfig], TorchRows] | None = None
     torch_config: Callable[[Any], ModelConfig] | None = None
+    fuse_sources: Callable[[Any, jax.Array], jax.Array] | None = None
+    init: Callable[[jax.Array], Any] | None = None
 
     @property
     def default_strategy(self) -> str:
@@ -202,7 +220,21 @@ _MSDNET = ArchSpec(
     feature_channels=64 * MSD_SCALES, receptive_radius=4 + 2 + 4, strategies=("l1", "mean"),
     fusion_groups=MSD_SCALES, maskable=False)
 
-ARCH_SPECS: dict[str, ArchSpec] = {s.name: s for s in (_RES2NETFUSE, _DENSEFUSE, _MSDNET)}
+def _fusiongan():
+    from jaxfuse import fusiongan  # imported on use: it imports this module
+    return fusiongan
+
+
+# FusionGAN: an end-to-end generator of five VALID convs (kernels 5, 5, 3, 3, 1), fused at
+# its true size: its per-image batch statistics make every pixel depend on the whole image.
+_FUSIONGAN = ArchSpec(
+    name="fusiongan", title="FusionGAN", marker="generator", build=None,
+    feature_channels=0, receptive_radius=2 + 2 + 1 + 1, strategies=("generator",),
+    maskable=False, init=lambda key: _fusiongan().init_params(key),
+    fuse_sources=lambda params, sources: _fusiongan().fuse_sources(params, sources))
+
+ARCH_SPECS: dict[str, ArchSpec] = {s.name: s for s in (_RES2NETFUSE, _DENSEFUSE, _MSDNET,
+                                                       _FUSIONGAN)}
 ARCHS = tuple(ARCH_SPECS)  # the architecture names, this paper's first
 
 
@@ -226,22 +258,31 @@ def arch_spec(what) -> ArchSpec:
         raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCH_SPECS)}") from None
 
 
+def _marked(spec: ArchSpec, params) -> bool:
+    tree = params if spec.fuse_sources is not None else params.get("encoder", {})
+    return isinstance(tree, Mapping) and spec.marker in tree
+
+
 def config_from_params(params: Params) -> ModelConfig:
     """Reads the architecture off a parameter tree (the one :class:`ArchSpec` marker it holds)."""
     try:
-        enc = params["encoder"]
-        found = [s for s in ARCH_SPECS.values() if s.marker in enc]
+        found = [s for s in ARCH_SPECS.values() if _marked(s, params)]
         if len(found) == 1:
             spec = found[0]
-            return spec.config(**(spec.read_options(enc) if spec.read_options else {}))
-    except (KeyError, TypeError):
+            return spec.config(**(spec.read_options(params["encoder"]) if spec.read_options else {}))
+    except (KeyError, TypeError, AttributeError):
         pass
-    markers = [f"encoder/{s.marker}" for s in ARCH_SPECS.values()]
+    markers = [s.marker if s.fuse_sources is not None else f"encoder/{s.marker}"
+               for s in ARCH_SPECS.values()]
     raise ValueError(f"not a jaxfuse parameter tree (no {', '.join(markers[:-1])} or {markers[-1]})")
 
 
 def _modules(config: ModelConfig):
-    return arch_spec(config).build(config)
+    spec = arch_spec(config)
+    if spec.build is None:
+        raise ValueError(f"{spec.title} is an end-to-end network with no encoder or decoder; "
+                         "fuse with fuse()")
+    return spec.build(config)
 
 
 def feature_channels(config: ModelConfig) -> int:
@@ -252,10 +293,13 @@ def feature_channels(config: ModelConfig) -> int:
 def init_params(key: jax.Array, config: ModelConfig = ModelConfig()) -> Params:
     """Random parameters (Flax's default initialisers) for ``config``.
 
-    Returns ``{"encoder": ..., "decoder": ...}``; jitted, so building a model
-    costs one compile instead of one per initialiser.
+    Returns ``{"encoder": ..., "decoder": ...}`` (an end-to-end network: its
+    own tree, :attr:`ArchSpec.init`); jitted, so building a model costs one
+    compile instead of one per initialiser.
     """
-    arch_spec(config)  # an unknown architecture is refused before tracing
+    spec = arch_spec(config)  # an unknown architecture is refused before tracing
+    if spec.init is not None:
+        return spec.init(key)
     return _init(key, config)
 
 
@@ -341,8 +385,11 @@ def fuse(params: Params, sources: jax.Array, *, strategy: str = "l1",
 
     Args:
       params: parameters of any architecture in :data:`ARCH_SPECS`.
-      sources: ``(k, N, H, W, 1)`` float, 0–255; ``k ≥ 2`` sources of N images.
-      strategy: a name in :data:`jaxfuse.strategies.STRATEGIES`.
+      sources: ``(k, N, H, W, 1)`` float, 0–255; ``k ≥ 2`` sources of N images
+        (an end-to-end network such as FusionGAN: ``k = 2``, infrared first).
+      strategy: a name in :data:`jaxfuse.strategies.STRATEGIES`, or for an
+        end-to-end network its one entry of :attr:`ArchSpec.strategies`
+        (``"generator"``).
       mask: optional ``(N, H, W, 1)``, 1 on the true image and 0 on padding
         (where ``sources`` must be 0): padded images then fuse exactly as
         unpadded ones inside the mask (see :mod:`jaxfuse.engine`).
@@ -355,6 +402,15 @@ def fuse(params: Params, sources: jax.Array, *, strategy: str = "l1",
     sources = jnp.asarray(sources, jnp.float32)
     if sources.ndim != 5 or sources.shape[-1] != 1 or sources.shape[0] < 2:
         raise ValueError(f"sources must be (k>=2, N, H, W, 1), got {sources.shape}")
+    spec = arch_spec(params)
+    if spec.fuse_sources is not None:
+        if strategy not in spec.strategies:
+            raise ValueError(f"{spec.title} fuses with its generator and has no fusion strategy: "
+                             f"strategy must be {' or '.join(map(repr, spec.strategies))}, "
+                             f"got {strategy!r}")
+        if mask is not None or value_range is not None:
+            raise ValueError(f"{spec.title} is fused at its true size: no mask or value_range")
+        return spec.fuse_sources(params, sources)
     k, n = sources.shape[:2]
     flat_mask = None if mask is None else jnp.tile(mask, (k, 1, 1, 1))
     feats = encode(params, sources.reshape((k * n,) + sources.shape[2:]), mask=flat_mask)

@@ -78,6 +78,9 @@ class TrainConfig:
             raise _bad("checkpoint_every", f"must be positive, got {self.checkpoint_every}")
         if self.arch not in model.ARCHS:
             raise _bad("arch", f"must be one of {', '.join(model.ARCHS)}, got {self.arch!r}")
+        if model.arch_spec(self.arch).fuse_sources is not None:
+            raise _bad("arch", f"{self.arch} is no autoencoder: it learns from infrared/visible "
+                       "pairs (jaxfuse.fusiongan.train_and_evaluate)")
         if not (self.ssim_weight > 0 and math.isfinite(self.ssim_weight)):
             raise _bad("ssim_weight", f"must be a positive number, got {self.ssim_weight}")
         if self.dataset not in (None, "bundled"):
@@ -154,8 +157,13 @@ def _identity(config: TrainConfig, image: np.ndarray) -> dict:
     return d
 
 
-def _resumable_history(meta: dict, ident: dict, where) -> dict:
-    """The loss history to continue from ``meta``; raises if the run cannot be resumed."""
+HISTORY_KEYS = ("pixel", "ssim", "total")  # the loss terms recorded per step
+PANELS = (("pixel", "pixel loss (MSE, 0–1 scale)"), ("ssim", "SSIM loss (1 − SSIM)"),
+          ("total", "total loss"))  # the loss-curve panels: (history key, title)
+
+
+def _resumable_history(meta: dict, ident: dict, where, keys=HISTORY_KEYS) -> dict:
+    """The loss history (``keys``) to continue from ``meta``; raises if the run cannot be resumed."""
     saved = meta.get("identity")
     if not isinstance(saved, dict):
         raise JaxfuseError(where, "cannot resume: the checkpoint records no training settings")
@@ -163,7 +171,7 @@ def _resumable_history(meta: dict, ident: dict, where) -> dict:
         diff = []
         for k in sorted(set(ident) | set(saved)):
             if saved.get(k) != ident.get(k):
-                diff.append("image (different pixels)" if k == "image_sha256"
+                diff.append(f"{k[:-len('_sha256')]} (different pixels)" if k.endswith("_sha256")
                             else f"{k}={saved.get(k)!r}, now {ident.get(k)!r}")
         raise JaxfuseError(where, f"cannot resume: the checkpoint was made with different "
                            f"settings ({'; '.join(diff)})", hint="restart")
@@ -172,7 +180,7 @@ def _resumable_history(meta: dict, ident: dict, where) -> dict:
                            f"{meta.get('jaxfuse_version')}, this is {__version__}")
     step, history = meta["step"], meta.get("history")
     try:
-        history = {k: [float(x) for x in history[k][:step]] for k in ("pixel", "ssim", "total")}
+        history = {k: [float(x) for x in history[k][:step]] for k in keys}
     except (KeyError, TypeError, ValueError):
         history = None
     if history is None or any(len(v) != step for v in history.values()):
@@ -180,14 +188,14 @@ def _resumable_history(meta: dict, ident: dict, where) -> dict:
     return history
 
 
-def _plot_curves(history: dict, path: Path) -> None:
+def _plot_curves(history: dict, path: Path, panels=PANELS) -> None:
+    """One log-scale panel per ``(history key, title)`` of ``panels``, written to ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(13 * len(panels) / 3, 3.6))
     steps = np.arange(1, len(history["total"]) + 1)
-    for ax, key, title in zip(axes, ("pixel", "ssim", "total"),
-                              ("pixel loss (MSE, 0–1 scale)", "SSIM loss (1 − SSIM)", "total loss")):
+    for ax, (key, title) in zip(axes, panels):
         ax.plot(steps, history[key], lw=0.8)
         ax.set_title(title)
         ax.set_xlabel("iteration")
@@ -241,28 +249,11 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     if keep_checkpoints < 0:
         raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise JaxfuseError(workdir, "{workdir} exists and is not a folder", settings=("workdir",))
+    check_workdir(workdir)
     image_np = load_training_image(config.image, config.size)
     ident = _identity(config, image_np)
-    ckdir = workdir / "checkpoints"
-    has_ckpt = bool(checkpoint.step_folders(ckdir))
-    if has_ckpt and not resume:
-        if not overwrite:
-            raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
-        shutil.rmtree(ckdir)
-        has_ckpt = False
-    history = {"pixel": [], "ssim": [], "total": []}
-    resume_from = None
-    if resume and has_ckpt:
-        # The settings first: cheap, before any compile, and clearer than a failed restore.
-        resume_from, meta = checkpoint.latest_meta(ckdir)
-        history = _resumable_history(meta, ident, resume_from)
-        if meta["step"] > config.steps:
-            raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond {{steps}} "
-                               f"{config.steps}", settings=("steps",))
-    workdir.mkdir(parents=True, exist_ok=True)
-    io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
+    ckdir, resume_from, history = open_run(workdir, ident, config.steps, resume=resume,
+                                           overwrite=overwrite)
 
     state = init_state(config)
     elapsed_before = 0.0
@@ -316,15 +307,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                     saved = step
     except KeyboardInterrupt:
         bar.close()
-        # An interrupt inside checkpoint.save leaves ``saved`` behind while Orbax's
-        # thread may still finish that step: wait for it, then trust the disk.
-        try:
-            mngr.wait_until_finished()
-        except Exception:  # noqa: BLE001 - a save that failed is simply not on disk
-            pass
-        on_disk = [s for s, _ in checkpoint.step_folders(ckdir)]
-        if on_disk and (saved is None or max(on_disk) > saved):
-            saved = max(on_disk)
+        saved = saved_after_interrupt(mngr, ckdir, saved)
         raise _interrupted(history, saved, workdir) from None
     finally:
         bar.close()
@@ -353,11 +336,62 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     return summary
 
 
-def _interrupted(history: dict, saved: int | None, workdir: Path) -> Interrupted:
+def check_workdir(workdir: Path) -> None:
+    """Raises JaxfuseError if ``workdir`` exists and is not a folder."""
+    if workdir.exists() and not workdir.is_dir():
+        raise JaxfuseError(workdir, "{workdir} exists and is not a folder", settings=("workdir",))
+
+
+def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite: bool,
+             keys=HISTORY_KEYS) -> tuple[Path, Path | None, dict]:
+    """Readies ``workdir`` for a run: ``(ckdir, resume_from, history)``.
+
+    An existing run is refused without ``resume`` or ``overwrite`` (and
+    removed with ``overwrite``); with ``resume``, the latest checkpoint's
+    settings must be ``ident`` and its step at most ``steps``, and its loss
+    history (``keys``) is returned with it (``resume_from`` is None when there
+    is nothing to resume). Any training loop with Orbax checkpoints can use it.
+    """
+    ckdir = workdir / "checkpoints"
+    has_ckpt = bool(checkpoint.step_folders(ckdir))
+    if has_ckpt and not resume:
+        if not overwrite:
+            raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
+        shutil.rmtree(ckdir)
+        has_ckpt = False
+    history = {k: [] for k in keys}
+    resume_from = None
+    if resume and has_ckpt:
+        # The settings first: cheap, before any compile, and clearer than a failed restore.
+        resume_from, meta = checkpoint.latest_meta(ckdir)
+        history = _resumable_history(meta, ident, resume_from, keys)
+        if meta["step"] > steps:
+            raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond {{steps}} "
+                               f"{steps}", settings=("steps",))
+    workdir.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
+    return ckdir, resume_from, history
+
+
+def saved_after_interrupt(mngr, ckdir: Path, saved: int | None) -> int | None:
+    """The latest step on disk after Ctrl-C (``saved``: the latest this run saved, or None)."""
+    # An interrupt inside checkpoint.save leaves ``saved`` behind while Orbax's
+    # thread may still finish that step: wait for it, then trust the disk.
+    try:
+        mngr.wait_until_finished()
+    except Exception:  # noqa: BLE001 - a save that failed is simply not on disk
+        pass
+    on_disk = [s for s, _ in checkpoint.step_folders(ckdir)]
+    if on_disk and (saved is None or max(on_disk) > saved):
+        saved = max(on_disk)
+    return saved
+
+
+def _interrupted(history: dict, saved: int | None, workdir: Path, panels=PANELS) -> Interrupted:
     """Writes the interrupted run's loss curves; the error that says what a resume redoes."""
     done = len(history["total"])
     if done:
-        _plot_curves(history, workdir / "loss_curves.png")
+        _plot_curves(history, workdir / "loss_curves.png", panels)
     if saved is None:
         what = "no checkpoint yet, so a resumed run starts at step 0"
     elif saved == done:

@@ -83,15 +83,21 @@ def test_init_matches_pytorch_default_scale(params):
 
 def test_architecture_table(params, params_separate):
     from jaxfuse.strategies import STRATEGIES
-    assert model.ARCHS == tuple(model.ARCH_SPECS) == ("res2netfuse", "densefuse", "msdnet")
+    assert model.ARCHS == tuple(model.ARCH_SPECS) == ("res2netfuse", "densefuse", "msdnet",
+                                                       "fusiongan")
     markers = [s.marker for s in model.ARCH_SPECS.values()]
     assert len(set(markers)) == len(markers)
     for name, spec in model.ARCH_SPECS.items():
         assert spec.name == name
         assert model.arch_spec(name) is spec and model.arch_spec(spec.config()) is spec
         assert spec.config() == model.ModelConfig(arch=name)
-        assert set(spec.strategies) <= set(STRATEGIES) and spec.default_strategy == spec.strategies[0]
+        assert spec.default_strategy == spec.strategies[0]
         tree = jax.eval_shape(lambda: model.init_params(jax.random.key(0), spec.config()))
+        if spec.fuse_sources is not None:  # an end-to-end network (FusionGAN; tests/test_fusiongan.py)
+            assert spec.build is None and spec.init is not None and spec.marker in tree
+            assert model.config_from_params(tree) == spec.config() and not spec.maskable
+            continue
+        assert set(spec.strategies) <= set(STRATEGIES)
         assert spec.marker in tree["encoder"]
         assert model.config_from_params(tree) == spec.config()
         feats = jax.eval_shape(model.encode, tree, jax.ShapeDtypeStruct((1, 8, 8, 1), jnp.float32))
@@ -100,7 +106,7 @@ def test_architecture_table(params, params_separate):
         assert set(spec.options) <= {f.name for f in dataclasses.fields(model.ModelConfig)} - {"arch"}
         assert set(spec.read_options(tree["encoder"]) if spec.read_options else ()) == set(spec.options)
     assert model.arch_spec(params) is model.arch_spec(params_separate) is model.ARCH_SPECS["res2netfuse"]
-    assert [model.ARCH_SPECS[a].maskable for a in model.ARCHS] == [True, False, False]
+    assert [model.ARCH_SPECS[a].maskable for a in model.ARCHS] == [True, False, False, False]
     assert model.ARCH_SPECS["msdnet"].fusion_groups == model.MSD_SCALES
     with pytest.raises(ValueError, match="unknown architecture 'unet'"):
         model.arch_spec("unet")
