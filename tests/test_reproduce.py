@@ -73,7 +73,7 @@ def assert_tables_match_csvs(folder, report: str) -> dict:
     return md
 
 
-def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
+def check_outputs(out, stdout, baselines=reproduce.BASELINES):
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
@@ -87,18 +87,42 @@ def check_outputs(out, stdout, baselines=("densefuse", "msdnet")):
         ours = next(x for x in stdout.splitlines() if x.startswith(f"ours {s} "))
         assert len(ours.split()) == 2 + len(PAPER_METRIC_ORDER)
     # The comparison networks' table: ours for each trained strategy, beside the paper's rows.
-    assert ("baselines" in md) == bool(baselines)
-    for arch in baselines:
+    networks = [b for b in baselines if reproduce.BASELINE_KINDS[b] == "network"]
+    assert ("baselines" in md) == bool(networks)
+    for arch in networks:
         for kind in ("single", "many"):
-            for s in reproduce.BASELINE_STRATEGIES[arch]:
+            for s in reproduce.baseline_strategies(arch):
                 assert any(r[0] == f"ours {arch} {kind}-image {s}" for r in md["baselines"])
             assert any(r[0] == f"ours {arch} {kind}-image" for r in md["table3"])
         for s, want in PAPER_BASELINES[arch].items():
             label = f"paper {arch} {s or '(strategy not stated)'}"
             line = next(x for x in stdout.splitlines() if x.startswith(label + " "))
             assert line[len(label):].split() == [fmt(want[m]) for m in PAPER_METRIC_ORDER]
+    check_comparison(md["comparison"], baselines)
     montage = np.asarray(Image.open(out / "montage.png"))
-    assert montage.ndim == 3 and montage.shape[1] > montage.shape[0] > 0  # 4 columns, 2 rows
+    assert montage.ndim == 3 and montage.shape[1] > montage.shape[0] > 0  # a row per pair
+
+
+def check_comparison(rows, baselines):
+    """The whole-Table-IV table: ours and the paper's row for every method asked for, and the
+    percentage rows are computed from them."""
+    table = {r[0]: r[1:] for r in rows}
+    for name in list(baselines) + [reproduce.MAIN_ARCH]:
+        title = reproduce.paper.title(name)
+        strategies = reproduce.baseline_strategies(name) if name in reproduce.BASELINES \
+            else reproduce.STRATEGIES
+        paper = PAPER_BASELINES.get(name, PAPER_SINGLE)
+        for s in strategies:
+            label = title if len(strategies) == 1 else f"{title} {s}"
+            want = paper.get(s, paper.get(None))
+            plabel = f"paper {label}" if s in paper else f"paper {title}"
+            assert table[plabel] == [fmt(want[m]) for m in PAPER_METRIC_ORDER], plabel
+            ours = [float(v) for v in table[f"ours {label}"]]
+            rel = [float(v) for v in table[f"(ours − paper)/paper % {label}"]]
+            for o, r, m in zip(ours, rel, PAPER_METRIC_ORDER):
+                assert abs(r - 100 * (o - want[m]) / want[m]) < 1e-3 * max(1.0, abs(r)), (label, m)
+        if name in reproduce.PUBLISHED_RERUNS:
+            assert f"published re-run {title}" in table
 
 
 @needs_tno21
@@ -176,7 +200,7 @@ def test_committed_report_is_whole_and_consistent():
     """The report under docs/ is the command's own output: tables = CSVs, README's command."""
     report = (DOCS / "report.md").read_text()
     md = assert_tables_match_csvs(DOCS, report)
-    assert {"table4", "baselines", "table2", "table3", "seeds", "images"} <= set(md)
+    assert {"table4", "baselines", "table2", "table3", "seeds"} <= set(md)
     command = next(line for line in report.splitlines() if line.startswith("python -m jaxfuse.reproduce"))
     readme = (REPO / "README.md").read_text()
     assert command in readme.replace("\\\n    ", "")
@@ -186,14 +210,16 @@ def test_committed_report_is_whole_and_consistent():
         assert row[1:] == [fmt(PAPER_SINGLE[s][m]) for m in PAPER_METRIC_ORDER]
     # both comparison networks trained single- and many-image, beside the paper's rows
     names = [r[0] for r in md["baselines"]]
-    for arch, paper_rows in PAPER_BASELINES.items():
+    for arch in reproduce.paper.NETWORK_BASELINES:
         for kind in ("single-image", "many-image"):
-            for strategy in reproduce.BASELINE_STRATEGIES[arch]:
+            for strategy in reproduce.baseline_strategies(arch):
                 assert f"ours {arch} {kind} {strategy}" in names
-        for s, values in paper_rows.items():
+        for s, values in PAPER_BASELINES[arch].items():
             label = f"paper {arch} {s or '(strategy not stated)'}"
             row = next(r for r in md["baselines"] if r[0] == label)
             assert row[1:] == [fmt(values[m]) for m in PAPER_METRIC_ORDER]
+    if "comparison" in md:  # reports made since every Table IV method runs here
+        check_comparison(md["comparison"], reproduce.BASELINES)
     assert np.asarray(Image.open(DOCS / "montage.png")).ndim == 3
 
 

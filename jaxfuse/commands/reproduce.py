@@ -17,7 +17,7 @@ from jaxfuse.cli import ArgumentParser, run_main
 
 DEFAULT_OUT = "runs/reproduce"
 PROG = "python -m jaxfuse.reproduce"
-PRINTED_TABLES = ("table4", "baselines", "table2", "table3")
+PRINTED_TABLES = ("table4", "comparison", "losses", "baselines", "table2", "table3")
 
 
 def build_parser() -> ArgumentParser:
@@ -41,9 +41,18 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--crop", type=int, default=None,
                    help="Table III images are centre-cropped to at most this side (default 512)")
     p.add_argument("--max-pairs", type=int, default=None, help="use only the N smallest pairs")
-    p.add_argument("--baselines", nargs="*", default=None, choices=BASELINES, metavar="ARCH",
-                   help="comparison networks to train and score, from "
-                        f"{', '.join(BASELINES)} (default: both; give none to skip them)")
+    p.add_argument("--baselines", nargs="*", default=None, choices=BASELINES, metavar="METHOD",
+                   help="the paper's comparison methods to run and score, from "
+                        f"{', '.join(BASELINES)} (default: all; give none to skip them)")
+    p.add_argument("--no-baseline-many", action="store_true",
+                   help="train the comparison networks single-image only (Table IV needs no more)")
+    p.add_argument("--fusiongan-checkpoint", default=None,
+                   help="the FusionGAN model to score (default: the shipped checkpoints/fusiongan)")
+    p.add_argument("--compare-loss", choices=("other", "none", "ssim", "msssim"), default=None,
+                   help="also train the single-image recipe with this loss (default: other, the "
+                        "loss --loss does not use; none: skip)")
+    p.add_argument("--compare-checkpoint", default=None,
+                   help="use this model as the second-loss model instead of training it")
     p.add_argument("--checkpoint", default=None,
                    help="use this model as the single-image model instead of training it")
     p.add_argument("--many-checkpoint", default=None,
@@ -59,7 +68,10 @@ def settings_from_args(args):
               images=tuple(args.images) if args.images else None, size=args.size, loss=args.loss,
               crop=args.crop, max_pairs=args.max_pairs, checkpoint=args.checkpoint,
               baselines=tuple(args.baselines) if args.baselines is not None else None,
-              many_checkpoint=args.many_checkpoint)
+              many_checkpoint=args.many_checkpoint,
+              baseline_many=False if args.no_baseline_many else None,
+              fusiongan_checkpoint=args.fusiongan_checkpoint, compare_loss=args.compare_loss,
+              compare_checkpoint=args.compare_checkpoint)
     if args.quick:
         return Settings.quick_defaults(**kw)
     return Settings(**{k: v for k, v in kw.items() if v is not None})

@@ -50,9 +50,9 @@ from pathlib import Path
 from typing import Callable
 
 from .models import Model, ModelSet, train_models
-from .paper import (BASELINE_STRATEGIES, BASELINES, CALIBRATION, LOWER_IS_BETTER, MAIN_ARCH,
+from .paper import (BASELINE_KINDS, BASELINES, CALIBRATION, LOWER_IS_BETTER, MAIN_ARCH,
                     PAPER_BASELINES, PAPER_MANY, PAPER_METRIC_ORDER, PAPER_RECON, PAPER_SINGLE,
-                    RECON_METRICS, STRATEGIES)
+                    PUBLISHED_RERUNS, RECON_METRICS, STRATEGIES, baseline_strategies)
 from .report import Outputs, ReportInputs, montage, write_outputs, write_report
 from .results import Table, Tables, build_tables, fmt
 from .scoring import (Fused, Inputs, Reconstruction, Scores, find_inputs, fuse_models,
@@ -94,12 +94,13 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
         models = train_models(settings, inputs.out, log)
     with clock.stage(f"fusing and scoring {len(inputs.pairs)} pair(s) from {inputs.pairs_dir} "
                      f"with {len(models)} model(s)", "fusion and scoring"):
-        scores = score_fusions(models, fuse_models(models, inputs, log), inputs.pairs, log)
+        fused = fuse_models(models, inputs, log)
+        scores = score_fusions(models, fused, inputs.pairs, log)
     with clock.stage("reconstructing the 20 bundled natural images (centre crop ≤ "
                      f"{settings.crop} px)", "reconstruction"):
         recon = reconstruct_models(models, settings.crop)
     with clock.stage("writing tables, montage and report", "report"):
-        tables = build_tables(settings, inputs, models, scores, recon)
+        tables = build_tables(settings, inputs, models, scores, recon, fused)
         outputs = write_outputs(settings, inputs, models, tables)
     seconds = clock.elapsed()
     report = write_report(ReportInputs(settings, inputs, models, tables, recon, clock.timing,
@@ -136,6 +137,6 @@ __all__ = [
     "Table", "Tables", "build_tables", "fmt", "Outputs", "ReportInputs", "write_outputs",
     "write_report", "montage", "shown",
     "STRATEGIES", "RECON_METRICS", "LOWER_IS_BETTER", "PAPER_METRIC_ORDER", "PAPER_SINGLE",
-    "PAPER_MANY", "CALIBRATION", "PAPER_RECON", "BASELINES", "BASELINE_STRATEGIES", "MAIN_ARCH",
-    "PAPER_BASELINES",
+    "PAPER_MANY", "CALIBRATION", "PAPER_RECON", "BASELINES", "BASELINE_KINDS", "MAIN_ARCH",
+    "PAPER_BASELINES", "PUBLISHED_RERUNS", "baseline_strategies",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxfuse.errors import JaxfuseError
 
-from .paper import MAIN_ARCH, strategies_for
+from .paper import BASELINE_KINDS, MAIN_ARCH, METHOD_STRATEGY, strategies_for, title
 from .settings import Settings
 
 Log = Callable[[str], None]
@@ -21,27 +21,44 @@ Log = Callable[[str], None]
 
 @dataclasses.dataclass
 class Model:
-    """One trained network: its parameters and where they came from."""
+    """One fusion model: a trained network's parameters, or a weight-free method, and its origin."""
     key: str                  # its folder name under train/ and fused/
     label: str
-    params: object
-    source: str               # "trained", "reused", "resumed" or "checkpoint `<path>`"
+    params: object            # a parameter tree, or a jaxfuse.methods.Method
+    source: str               # "trained", "reused", "resumed", "checkpoint `<path>`", ...
     train_seconds: float | None
     workdir: Path | None
-    arch: str = MAIN_ARCH
+    arch: str = MAIN_ARCH     # the architecture, or the method's name
+    method: bool = False      # a weight-free method: one "strategy", nothing to reconstruct
 
     @property
     def strategies(self) -> tuple[str, ...]:
         """The fusion strategies this model is scored with."""
-        return strategies_for(self.arch)
+        return (METHOD_STRATEGY,) if self.method else strategies_for(self.arch)
+
+    @property
+    def reconstructs(self) -> bool:
+        """Whether the model is an autoencoder, so Table III can score its reconstructions."""
+        if self.method:
+            return False
+        from jaxfuse import model
+        return model.arch_spec(self.arch).default_strategy != "generator"
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """A hash of the parameters: fused images cached for other parameters are stale."""
+        """A hash of the parameters (a method: its settings and code): fused images cached for
+        other parameters are stale."""
         import hashlib
+        import importlib
+        import inspect
 
         import jax
         h = hashlib.sha256()
+        if self.method:
+            h.update(repr(self.params).encode())
+            h.update(inspect.getsource(importlib.import_module(
+                f"jaxfuse.methods.{self.params.module}")).encode())
+            return h.hexdigest()[:16]
         for path, leaf in jax.tree_util.tree_flatten_with_path(self.params)[0]:
             a = np.asarray(leaf)
             h.update(f"{jax.tree_util.keystr(path)}{a.shape}{a.dtype}".encode())
@@ -55,7 +72,8 @@ class ModelSet:
     models: dict[str, Model]
     primary_key: str          # the single-image model of Tables II–IV
     many_key: str             # the many-image model of Tables II–III
-    baseline_keys: dict[str, dict[str, str]]  # arch -> {"single": key, "many": key}
+    baseline_keys: dict[str, dict[str, str]]  # method -> {"single": key[, "many": key]}
+    compare_key: str | None = None  # the main recipe with the other loss
 
     def __len__(self) -> int:
         return len(self.models)
@@ -66,9 +84,9 @@ def image_key(image: str) -> str:
     return Path(image).stem if Path(image).is_file() else image
 
 
-def single_key(settings: Settings, image: str, seed: int) -> str:
+def single_key(settings: Settings, image: str, seed: int, loss: str | None = None) -> str:
     return (f"single-{image_key(image)}-seed{seed}-{settings.steps}steps-{settings.size}px-"
-            f"{settings.loss}")
+            f"{loss or settings.loss}")
 
 
 def many_key(settings: Settings) -> str:
@@ -76,10 +94,11 @@ def many_key(settings: Settings) -> str:
             f"{settings.loss}")
 
 
-def single_config(settings: Settings, image: str, seed: int, arch: str = MAIN_ARCH):
+def single_config(settings: Settings, image: str, seed: int, arch: str = MAIN_ARCH,
+                  loss: str | None = None):
     from jaxfuse.training import TrainConfig
-    return TrainConfig(arch=arch, image=image, steps=settings.steps, seed=seed, loss=settings.loss,
-                       size=settings.size)
+    return TrainConfig(arch=arch, image=image, steps=settings.steps, seed=seed,
+                       loss=loss or settings.loss, size=settings.size)
 
 
 def many_config(settings: Settings, arch: str = MAIN_ARCH):
@@ -92,10 +111,12 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
     """Trains (or reuses, or resumes) every model the tables need, under ``out/train``.
 
     The single-image models (each seed on the main image, each other image on
-    the main seed), the many-image model and, per comparison network, its
-    single- and many-image models. ``settings.checkpoint`` and
-    ``settings.many_checkpoint`` stand in for the main single- and many-image
-    models.
+    the main seed), the main recipe with the other loss, the many-image model
+    and, per comparison network, its single- and many-image models; the
+    weight-free methods and the shipped FusionGAN need no training.
+    ``settings.checkpoint``, ``settings.compare_checkpoint``,
+    ``settings.many_checkpoint`` and ``settings.fusiongan_checkpoint`` stand
+    in for those models.
     """
     models: dict[str, Model] = {}
     primary = _primary_from_checkpoint(settings, models, log)
@@ -106,6 +127,21 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
         if k not in models:
             models[k] = _train(k, f"single-image {image_key(image)} seed {seed}",
                                single_config(settings, image, seed), out, log)
+    compare = settings.compare_loss_
+    compare_key = None
+    if compare is not None:
+        compare_key = single_key(settings, settings.image0, settings.seed0, compare)
+        label = f"single-image {image_key(settings.image0)} seed {settings.seed0}, loss {compare}"
+        if settings.compare_checkpoint is not None:
+            recorded = (_checkpoint_train_config(settings.compare_checkpoint) or {}).get("loss")
+            if recorded is not None and recorded != compare:
+                raise JaxfuseError(settings.compare_checkpoint, f"was trained with loss {recorded}, "
+                                   f"not {compare}", settings=("compare_checkpoint",))
+            models[compare_key] = _from_checkpoint(compare_key, label + " (checkpoint)",
+                                                   settings.compare_checkpoint, log)
+        else:
+            models[compare_key] = _train(compare_key, label, single_config(
+                settings, settings.image0, settings.seed0, loss=compare), out, log)
     if settings.many_checkpoint is not None:
         many = "many-checkpoint-" + Path(settings.many_checkpoint).resolve().name
         models[many] = _from_checkpoint(many, "many-image (--many-checkpoint)",
@@ -114,15 +150,50 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
         many = many_key(settings)
         models[many] = _train(many, "many-image (bundled crops)", many_config(settings), out, log)
     baseline_keys = {}
-    for arch in settings.baselines:
-        ks = baseline_keys[arch] = {"single": f"{arch}-{single_key(settings, settings.image0, settings.seed0)}",
-                                    "many": f"{arch}-{many_key(settings)}"}
-        models[ks["single"]] = _train(ks["single"], f"{arch} single-image {image_key(settings.image0)}",
-                                      single_config(settings, settings.image0, settings.seed0, arch),
-                                      out, log)
-        models[ks["many"]] = _train(ks["many"], f"{arch} many-image (bundled crops)",
-                                    many_config(settings, arch), out, log)
-    return ModelSet(models, primary, many, baseline_keys)
+    for name in settings.baselines:
+        kind = BASELINE_KINDS[name]
+        if kind == "method":
+            baseline_keys[name] = {"single": name}
+            models[name] = _method(name, log)
+        elif kind == "pairs-network":
+            baseline_keys[name] = {"single": _pairs_network(name, settings, models, log)}
+        else:
+            ks = baseline_keys[name] = {
+                "single": f"{name}-{single_key(settings, settings.image0, settings.seed0)}"}
+            models[ks["single"]] = _train(ks["single"], f"{name} single-image "
+                                          f"{image_key(settings.image0)}", single_config(
+                                              settings, settings.image0, settings.seed0, name),
+                                          out, log)
+            if settings.baseline_many:
+                ks["many"] = f"{name}-{many_key(settings)}"
+                models[ks["many"]] = _train(ks["many"], f"{name} many-image (bundled crops)",
+                                            many_config(settings, name), out, log)
+    return ModelSet(models, primary, many, baseline_keys, compare_key)
+
+
+def _method(name: str, log: Log) -> Model:
+    """A weight-free comparison method (:mod:`jaxfuse.methods`): nothing to train."""
+    from jaxfuse.methods import get_method
+    method = get_method(name)
+    log(f"  {method.title}: no weights ({method.reference})")
+    return Model(name, method.title, method, "no weights (`jaxfuse.methods`)", None, None, name,
+                 method=True)
+
+
+def _pairs_network(name: str, settings: Settings, models: dict, log: Log) -> str:
+    """Loads a network trained on infrared/visible pairs (FusionGAN) into ``models``; its key.
+
+    ``settings.fusiongan_checkpoint``, or the checkpoint jaxfuse ships.
+    """
+    from jaxfuse import assets
+    given = settings.fusiongan_checkpoint
+    path = given if given is not None else str(assets.shipped_checkpoint(name))
+    key = f"{name}-" + ("shipped" if given is None else Path(given).resolve().name)
+    m = models[key] = _from_checkpoint(key, f"{title(name)} ({'shipped' if given is None else 'checkpoint'})",
+                                       path, log, arch=name)
+    if given is None:  # not one machine's path: where it is in the repository
+        m.source = f"the shipped checkpoint `checkpoints/{name}`"
+    return key
 
 
 def _primary_from_checkpoint(settings: Settings, models: dict, log: Log) -> str:
@@ -195,11 +266,11 @@ def _train(key: str, label: str, config, out: Path, log: Log) -> Model:
                  workdir, config.arch)
 
 
-def _from_checkpoint(key: str, label: str, path: str, log: Log) -> Model:
+def _from_checkpoint(key: str, label: str, path: str, log: Log, arch: str = MAIN_ARCH) -> Model:
     from jaxfuse import checkpoint
     params, cfg = checkpoint.load_params(path)
-    if cfg.arch != MAIN_ARCH:
-        raise JaxfuseError(path, f"is a {cfg.arch} checkpoint; the reproduction needs {MAIN_ARCH}")
+    if cfg.arch != arch:
+        raise JaxfuseError(path, f"is a {cfg.arch} checkpoint; the reproduction needs {arch} here")
     log(f"  {label}: using the checkpoint {path}")
     secs = None
     try:

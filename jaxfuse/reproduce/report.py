@@ -13,7 +13,7 @@ import numpy as np
 from jaxfuse import __version__
 
 from .models import ModelSet
-from .paper import BASELINE_STRATEGIES, MAIN_ARCH, STRATEGIES, title
+from .paper import BASELINE_KINDS, MAIN_ARCH, STRATEGIES, baseline_strategies, title
 from .results import REPORT_ORDER, Tables
 from .scoring import Inputs, Reconstruction, shown
 from .settings import Settings
@@ -39,9 +39,16 @@ def write_outputs(settings: Settings, inputs: Inputs, models: ModelSet, tables: 
 
 def montage_columns(models: ModelSet) -> list[tuple[str, str, str]]:
     """``(model key, strategy, label)`` per fused column of the montage, as the paper's
-    Figs. 7–9: the comparison networks (single-image), then Res2NetFuse."""
-    columns = [(ks["single"], s, f"{title(arch)} {s}") for arch, ks in models.baseline_keys.items()
-               for s in BASELINE_STRATEGIES[arch]]
+    Figs. 7–9: the comparison methods in its order (DCHWT, JSR, JSRSD, DenseFuse, FusionGAN,
+    MSDNet l1 and mean; DenseFuse with its own first strategy, as the paper shows one), then
+    Res2NetFuse l1 and mean."""
+    columns = []
+    for name, ks in models.baseline_keys.items():
+        strategies = baseline_strategies(name)
+        if name == "densefuse":
+            strategies = strategies[:1]
+        columns += [(ks["single"], s, title(name) if len(strategies) == 1 else f"{title(name)} {s}")
+                    for s in strategies]
     return columns + [(models.primary_key, s, f"{title(MAIN_ARCH)} {s}") for s in STRATEGIES]
 
 
@@ -133,9 +140,7 @@ def _head(r: ReportInputs) -> list[str]:
     s, pairs = r.settings, r.inputs.pairs
     n = len(pairs)
     cropped = [k for k, a in r.recon.images.items() if a.shape != _native_shape(k)]
-    networks = "; ".join(
-        f"{arch}, trained single-image and many-image with the recipes above, fused with "
-        f"{' and '.join(BASELINE_STRATEGIES[arch])}" for arch in s.baselines)
+    networks = "; ".join(_baseline_text(s, name) for name in s.baselines)
     return [
         f"# Res2NetFuse reproduction{' (--quick smoke run: numbers are meaningless)' if s.quick else ''}",
         "", "Command:", "", "```bash", r.command or "(library call)", "```", "",
@@ -147,7 +152,9 @@ def _head(r: ReportInputs) -> list[str]:
         f"loss `{s.loss}`, image gray and resized to {s.size}×{s.size}",
         f"- many-image training: augmented random crops of the 20 bundled natural images, "
         f"{s.many_steps_} steps, batch 4, Adam lr 1e-4, seed {s.seed0}, {s.size}×{s.size}",
-        "- comparison networks: " + (networks or "none (`--baselines` given no network)"),
+        "- comparison methods: " + (networks or "none (`--baselines` given none)"),
+        *([f"- second loss: the single-image model's recipe with loss `{s.compare_loss_}` beside "
+           f"`{s.loss}`"] if s.compare_loss_ else []),
         f"- fusion: strategies {', '.join(STRATEGIES)}; metrics: the paper's eight, reference-kit "
         f"convention (`jaxfuse.metrics`, MI = 2·EN as in the kit)",
         f"- reconstruction: the 20 natural images of `jaxfuse.datasets.NATURAL_IMAGES`, gray, "
@@ -156,6 +163,18 @@ def _head(r: ReportInputs) -> list[str]:
         f"output clipped to [0, 255], not rounded; SSIM (MATLAB defaults), PSNR (dB) and MSE "
         f"(0–1 scale) per image, then averaged",
         "", "Models:", ""]
+
+
+def _baseline_text(s: Settings, name: str) -> str:
+    kind = BASELINE_KINDS[name]
+    if kind == "method":
+        return f"{title(name)}, no weights (`jaxfuse.methods`)"
+    if kind == "pairs-network":
+        where = s.fusiongan_checkpoint or f"checkpoints/{name}"
+        return f"{title(name)}, trained on infrared/visible pairs: `{where}`"
+    trained = "single-image and many-image" if s.baseline_many else "single-image"
+    return (f"{title(name)}, trained {trained} with the recipes above, fused with "
+            f"{' and '.join(baseline_strategies(name))}")
 
 
 def _models(r: ReportInputs) -> list[str]:
@@ -198,7 +217,7 @@ def _notes(r: ReportInputs) -> list[str]:
     lines = [
         "Per-pair scores of the single-image model: `per_pair.csv`; per-image reconstruction: "
         "`per_image.csv`. Montage of the first pairs (infrared | visible | the comparison "
-        "networks' single-image fusions | Res2NetFuse l1 | mean, as the paper's Figs. 7–9): "
+        "methods (networks: single-image) | Res2NetFuse l1 | mean, as the paper's Figs. 7–9): "
         "`montage.png`.", "",
         "## Notes on gaps", "",
         f"- The paper averages over 20 TNO pairs without naming them; ours are means over the "
@@ -216,6 +235,14 @@ def _notes(r: ReportInputs) -> list[str]:
         "- Loss: `ssim` is paper Eq. 4 (SSIM + MSE); the authors' code used MS-SSIM (`msssim`). "
         "SPEC.md's PyTorch calibration used the authors' MS-SSIM recipe.",
         "- MI in the paper's kit is 2·EN, not mutual information (see `jaxfuse.metrics`).", ""]
+    if "fusiongan" in r.settings.baselines:
+        lines.insert(-1, "- FusionGAN is trained on 171 registered RoadScene pairs, none of them "
+                     "TNO, with a shortened recipe (its checkpoint's README says which); the "
+                     "paper's row is its authors' model, trained on TNO pairs outside the test set.")
+    if any(BASELINE_KINDS[b] == "method" for b in r.settings.baselines):
+        lines.insert(-1, "- DCHWT, JSR and JSRSD have no weights; the settings their papers leave "
+                     "open are in `jaxfuse.methods` and the README. JSR and JSRSD learn their "
+                     "dictionary from each pair, with a fixed seed.")
     if r.settings.quick:
         lines += ["- This was a `--quick` smoke run (tiny training, small crops, few pairs): it checks "
                   "the machinery, not the paper.", ""]

@@ -39,6 +39,8 @@ class Fused:
     """The fused images: one folder per model and strategy, and how many were new."""
     folders: dict[str, dict[str, Path]]   # model key -> strategy -> folder
     new: dict[str, dict[str, int]]        # model key -> strategy -> images written now
+    seconds: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    # model key -> strategy -> seconds spent fusing (and writing) the new images
 
 
 @dataclasses.dataclass
@@ -111,13 +113,13 @@ def select_pairs(pairs_dir: Path, max_pairs: int | None):
 
 def fuse_models(models: ModelSet, inputs: Inputs, log: Log) -> Fused:
     """Fuses every pair with every model and each of its strategies; existing images are kept."""
-    folders, new = {}, {}
+    folders, new, seconds = {}, {}, {}
     for key, model in models.models.items():
-        folders[key], new[key] = _fuse_model(model, inputs, log)
-    return Fused(folders, new)
+        folders[key], new[key], seconds[key] = _fuse_model(model, inputs, log)
+    return Fused(folders, new, seconds)
 
 
-def _fuse_model(model: Model, inputs: Inputs, log: Log) -> tuple[dict, dict]:
+def _fuse_model(model: Model, inputs: Inputs, log: Log) -> tuple[dict, dict, dict]:
     import shutil
 
     from jaxfuse import io
@@ -135,7 +137,7 @@ def _fuse_model(model: Model, inputs: Inputs, log: Log) -> tuple[dict, dict]:
         root.mkdir(parents=True)
         io.atomic_write(stamp, lambda f: f.write(json.dumps(
             {"model": model.label, "fingerprint": model.fingerprint}).encode()))
-    folders, new = {}, {}
+    folders, new, seconds = {}, {}, {}
     for strategy in model.strategies:
         d = folders[strategy] = root / strategy
         d.mkdir(parents=True, exist_ok=True)
@@ -148,10 +150,10 @@ def _fuse_model(model: Model, inputs: Inputs, log: Log) -> tuple[dict, dict]:
             ir, vis = load_pair(pair)
             io.save_image(target, fuse_pair(model.params, ir, vis, strategy=strategy))
             wrote += 1
-        new[strategy] = wrote
+        new[strategy], seconds[strategy] = wrote, time.perf_counter() - t0
         log(f"  {model.label}, {strategy}: fused {wrote} new of {len(inputs.pairs)} pair(s) "
-            f"in {time.perf_counter() - t0:.0f} s")
-    return folders, new
+            f"in {seconds[strategy]:.0f} s")
+    return folders, new, seconds
 
 
 def score_fusions(models: ModelSet, fused: Fused, pairs, log: Log) -> Scores:
@@ -229,7 +231,8 @@ def reconstruct_and_score(params, images: dict[str, np.ndarray]) -> dict[str, di
 
 
 def reconstruct_models(models: ModelSet, crop: int) -> Reconstruction:
-    """Reconstructs the 20 bundled natural images with every model and scores them."""
+    """Reconstructs the 20 bundled natural images with every autoencoder and scores them
+    (weight-free methods and FusionGAN reconstruct nothing)."""
     images = recon_images(crop)
     return Reconstruction(images, {k: reconstruct_and_score(m.params, images)
-                                   for k, m in models.models.items()})
+                                   for k, m in models.models.items() if m.reconstructs})

@@ -9,7 +9,9 @@ import numpy as np
 
 from jaxfuse.errors import JaxfuseError
 
-from .paper import BASELINES
+from .paper import BASELINES, NETWORK_BASELINES
+
+LOSSES = ("ssim", "msssim")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,22 +27,42 @@ class Settings:
     crop: int = 512                   # Table III: centre crop to at most crop × crop
     max_pairs: int | None = None      # None: all pairs; else the N smallest (by area)
     montage_pairs: int = 4
-    baselines: tuple[str, ...] = BASELINES  # trained single- and many-image like Res2NetFuse
+    baselines: tuple[str, ...] = BASELINES  # the paper's comparison methods to run
+    baseline_many: bool = True        # also train the comparison networks many-image
+    fusiongan_checkpoint: str | None = None  # None: the shipped FusionGAN
+    compare_loss: str = "other"       # a second main-recipe model with this loss ("none": no)
     checkpoint: str | None = None     # stands in for the (images[0], seeds[0]) model
     many_checkpoint: str | None = None
+    compare_checkpoint: str | None = None  # stands in for the second-loss model
     quick: bool = False               # a smoke run; without ``pairs`` it makes tiny pairs
 
     @classmethod
     def quick_defaults(cls, **overrides) -> "Settings":
         """The quick smoke run: tiny training, small crops, the 2 smallest pairs."""
+        # no second-loss model unless a checkpoint is given: MS-SSIM needs 176 px, not 64
         base = dict(steps=3, many_steps=3, seeds=(0,), images=("camera",), size=64, crop=64,
-                    max_pairs=2, montage_pairs=2, quick=True)
+                    max_pairs=2, montage_pairs=2, quick=True,
+                    compare_loss="none" if overrides.get("compare_checkpoint") is None else "other")
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
     @property
     def many_steps_(self) -> int:
         return self.steps if self.many_steps is None else self.many_steps
+
+    @property
+    def compare_loss_(self) -> str | None:
+        """The loss of the second main-recipe model, or None: "other" is the loss not used."""
+        if self.compare_loss == "none":
+            return None
+        if self.compare_loss == "other":
+            return next(x for x in LOSSES if x != self.loss)
+        return None if self.compare_loss == self.loss else self.compare_loss
+
+    @property
+    def network_baselines(self) -> tuple[str, ...]:
+        """The comparison networks trained here like Res2NetFuse (DenseFuse, MSDNet)."""
+        return tuple(b for b in self.baselines if b in NETWORK_BASELINES)
 
     @property
     def image0(self) -> str:
@@ -77,6 +99,9 @@ class Settings:
         for b in self.baselines:
             if b not in BASELINES:
                 raise bad(f"{{baselines}} takes {', '.join(BASELINES)}, got {b!r}", "baselines")
+        if self.compare_loss not in ("other", "none") + LOSSES:
+            raise bad(f"{{compare_loss}} takes other, none, {', '.join(LOSSES)}, got "
+                      f"{self.compare_loss!r}", "compare_loss")
         for im in self.images:
             if im not in datasets.NATURAL_IMAGES and not Path(im).is_file():
                 raise bad(f"not a file nor a bundled image ({', '.join(datasets.NATURAL_IMAGES)})",
