@@ -378,12 +378,12 @@ def test_shipped_checkpoint():
     from jaxfuse import assets, checkpoint
     path = assets.shipped_checkpoint()
     assert path == assets.shipped_checkpoint("res2netfuse") and path.name == "res2netfuse"
-    assert assets.shipped_models() == ["res2netfuse"]
+    assert assets.shipped_models() == ["fusiongan", "res2netfuse"]
     step_dir, meta = checkpoint.latest_meta(path)
     assert step_dir == path / "2000" and meta["step"] == 2000
     with pytest.raises(JaxfuseError, match="no shipped checkpoint of this name") as e:
         assets.shipped_checkpoint("nope")
-    assert "it has res2netfuse" in str(e.value)
+    assert "it has fusiongan, res2netfuse" in str(e.value)
     assert cli.describe(e.value).endswith("; train one and pass it as --checkpoint")
 
 
