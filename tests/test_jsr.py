@@ -25,13 +25,15 @@ from jaxfuse.methods import jsr
 
 PUBLISHED = TNO21.parent / "tno21_fused"
 
-# Small settings shared by the synthetic tests. Shapes are chosen so that the
-# tests share compiled programs: 1024 signals of 49 values and 24 atoms with
-# sparsity 4 is also what K-SVD codes for the small pair below (its training
-# set is padded to 1024 signals).
-SMALL = dict(dict_size=24, sparsity=4, ksvd_iters=2)
+# Shapes are chosen so that tests share compiled programs (a compile costs
+# seconds, a run here milliseconds): OMP codes 1024 signals per call, K-SVD
+# pads its training set to a multiple of 1024, so the small pair below, the
+# K-SVD test and the TNO pair all use the reference's 256 atoms and sparsity
+# 16; the OMP tests use 24 atoms and sparsity 4 (fewer near ties between
+# float32 and float64).
+SMALL = dict(ksvd_iters=2)
 N, K, T = 1024, 24, 4
-SHAPE = (29, 37)                                                 # odd sizes
+SHAPE = (41, 47)                                                 # odd sizes; 336 training patches
 
 
 def _pair(shape=SHAPE, seed=0):
@@ -85,7 +87,8 @@ def test_omp_matches_independent_omp(omp_case):
     np.testing.assert_allclose(ours, want, atol=2e-4)
     assert np.all(np.sum(ours != 0, axis=1) == T)
     # Atoms come in the order OMP picks them: the first is the best correlated.
-    np.testing.assert_array_equal(np.asarray(codes.indices)[2:, 0], np.argmax(np.abs(x[2:] @ d), axis=1))
+    first = np.argmax(np.abs(x[2:] @ d), axis=1)
+    np.testing.assert_array_equal(np.asarray(codes.indices)[2:, 0], first)
 
 
 def test_omp_stops_like_omp_box(omp_case):
@@ -105,7 +108,8 @@ def _atom_problem(omp_case):
     dense = np.asarray(jsr.to_dense(codes, K), np.float64)
     j = int(np.argmax(np.sum(dense != 0, axis=0)))             # the most used atom
     users = dense[:, j] != 0
-    e = (x.astype(np.float64) - dense @ d.T.astype(np.float64) + np.outer(dense[:, j], d[:, j]))[users]
+    x64, d64 = x.astype(np.float64), d.astype(np.float64)
+    e = (x64 - dense @ d64.T + np.outer(dense[:, j], d64[:, j]))[users]
     return x, d, codes, dense, j, users, e                      # e: E_jᵀ, users in rows
 
 
@@ -134,15 +138,18 @@ def test_ksvd_atom_update_approximate_matches_ksvd_box(omp_case):
     # One alternating step never does worse than the old pair, nor better than the SVD.
     s = np.linalg.svd(e, compute_uv=False)
     err_new = np.linalg.norm(e - np.outer(e @ want, want))
-    assert np.sum(s[1:] ** 2) - 1e-6 <= err_new ** 2 <= np.linalg.norm(e - np.outer(g, d[:, j])) ** 2
+    err_old = np.linalg.norm(e - np.outer(g, d[:, j]))
+    assert np.sum(s[1:] ** 2) - 1e-6 <= err_new ** 2 <= err_old ** 2
 
 
 def test_ksvd_learns_and_is_deterministic():
     rng = np.random.default_rng(1)
-    x = np.abs(rng.normal(size=(300, 49))).astype(np.float32)
-    d1 = np.asarray(jsr.ksvd(x, dict_size=K, sparsity=T, iterations=3, seed=3))
-    d2 = np.asarray(jsr.ksvd(x, dict_size=K, sparsity=T, iterations=3, seed=3))
-    d0 = np.asarray(jsr.ksvd(x, dict_size=K, sparsity=T, iterations=0, seed=3))
+    x = np.abs(rng.normal(size=(400, 49))).astype(np.float32)
+    x[:, :7] += 3 * rng.normal(size=(400, 1)).astype(np.float32) ** 2   # some shared structure
+    kw = dict(dict_size=256, sparsity=16)
+    d1 = np.asarray(jsr.ksvd(x, iterations=3, seed=3, **kw))
+    d2 = np.asarray(jsr.ksvd(x, iterations=3, seed=3, **kw))
+    d0 = np.asarray(jsr.ksvd(x, iterations=0, seed=3, **kw))
     np.testing.assert_array_equal(d1, d2)
     np.testing.assert_allclose(np.linalg.norm(d1, axis=0), 1, atol=1e-5)
     # Iteration 0 is KSVD-Box's initialisation: normalised training signals.
@@ -150,11 +157,10 @@ def test_ksvd_learns_and_is_deterministic():
     assert np.all(np.min(np.linalg.norm(xn[:, :, None] - d0[None], axis=1), axis=0) < 1e-6)
 
     def rmse(d):
-        dense = np.asarray(jsr.to_dense(jsr.omp(x, d, sparsity=T), K))
+        dense = np.asarray(jsr.to_dense(jsr.omp(x, d, sparsity=16), 256))
         return np.sqrt(np.mean((x - dense @ d.T) ** 2))
-    assert rmse(d1) < 0.9 * rmse(d0)
-    assert not np.array_equal(d1, np.asarray(jsr.ksvd(x, dict_size=K, sparsity=T, iterations=3,
-                                                      seed=4)))
+    assert rmse(d1) < 0.85 * rmse(d0)                            # measured: 0.089 vs 0.117
+    assert not np.array_equal(d1, np.asarray(jsr.ksvd(x, iterations=3, seed=4, **kw)))
 
 
 def test_ksvd_needs_enough_signals():
@@ -183,8 +189,9 @@ def test_fuse_coefficients_matches_reference_loops(rng):
     u2[2] = 0                                                   # 0/0: weight 0 here
     sal1, sal2 = rng.uniform(0, 3, 7).astype(np.float32), rng.uniform(0, 3, 7).astype(np.float32)
     got = np.asarray(jax.jit(jsr.fuse_coefficients)(c, u1, u2))
-    got_sd = np.asarray(jax.jit(lambda *a: jsr.fuse_coefficients(
-        *a[:3], common_scale=1 / math.sqrt(2), saliency1=a[3], saliency2=a[4]))(c, u1, u2, sal1, sal2))
+    sd_rule = jax.jit(lambda c, u1, u2, s1, s2: jsr.fuse_coefficients(
+        c, u1, u2, common_scale=1 / math.sqrt(2), saliency1=s1, saliency2=s2))
+    got_sd = np.asarray(sd_rule(c, u1, u2, sal1, sal2))
     for i in range(7):                                          # fusion_JSR.m, per patch
         n1, n2 = np.abs(u1[i]).sum(), np.abs(u2[i]).sum()
         w1, w2 = (n1 / max(n1, n2), n2 / max(n1, n2)) if max(n1, n2) > 0 else (0, 0)
@@ -240,7 +247,8 @@ def test_sequential_average_matches_reference_loop(rng):
 @pytest.fixture(scope="module")
 def small_fusions():
     ir, vis = _pair()
-    return ir, vis, {m: np.asarray(getattr(jsr, f"fuse_{m}")(ir, vis, **SMALL)) for m in ("jsr", "jsrsd")}
+    return ir, vis, {m: np.asarray(getattr(jsr, f"fuse_{m}")(ir, vis, **SMALL))
+                     for m in ("jsr", "jsrsd")}
 
 
 @pytest.mark.parametrize("method", ["jsr", "jsrsd"])
@@ -254,8 +262,8 @@ def test_shapes_range_and_determinism(small_fusions, method):
     assert not np.array_equal(np.asarray(fn(ir, vis, **SMALL, seed=1)), f)      # another seed
     # The dictionary the method trains, passed in, gives the same image.
     d = jsr.learn_dictionary(ir / 255, vis / 255, **SMALL)
-    assert d.shape == (49, K)
-    np.testing.assert_array_equal(np.asarray(fn(ir, vis, dictionary=d, sparsity=T)), f)
+    assert d.shape == (49, 256)
+    np.testing.assert_array_equal(np.asarray(fn(ir, vis, dictionary=d)), f)
 
 
 def test_jsr_brighter_than_jsrsd_by_the_common_part(small_fusions):
@@ -277,6 +285,10 @@ def test_errors_and_keyword_only():
         jsr.fuse_jsr(np.full((20, 20), np.nan), np.zeros((20, 20)))
     with pytest.raises(ValueError, match="dictionary"):
         jsr.omp(np.zeros((3, 5)), np.zeros((4, 6)))
+    with pytest.raises(ValueError, match="dictionary"):
+        jsr.fuse_jsr(np.zeros((20, 20)), np.zeros((20, 20)), dictionary=np.zeros((36, 8)))
+    with pytest.raises(ValueError, match="sparsity"):
+        jsr.fuse_jsrsd(np.zeros((20, 20)), np.zeros((20, 20)), sparsity=0)
     assert jsr.OUTPUT_STEP == "round"
 
 
@@ -284,23 +296,25 @@ def test_errors_and_keyword_only():
 
 TNO_PAIR = "08"                                                  # 280 × 280, the smallest
 # Mean absolute difference (0–255, after the output step) to the published
-# re-runs, with the reference's settings but 10 K-SVD iterations (50 take
-# too long for a unit test; on this pair 10 and 50 differ by less than the
-# seed does). Measured here: JSR 4.9, JSRSD 9.6 (other seeds: up to 7 and
-# 14, the dictionary decides how much goes to the common part). Bounds: the
-# measured value plus 30 %.
-TNO_BOUNDS = {"jsr": 6.5, "jsrsd": 12.5}
+# re-runs, with the reference's settings but 5 K-SVD iterations (50 take too
+# long for a unit test). Measured: seed 0 JSR 6.31, JSRSD 8.17; seed 1 5.92,
+# 7.91 (with 50 iterations, seed 0: 5.62, 7.62; the published re-run is one
+# draw of MATLAB's randperm, our seeds others). Bounds: the worst plus 10 %.
+TNO_BOUNDS = {"jsr": 7.0, "jsrsd": 9.0}
 
 
 @needs_tno21
 @pytest.mark.skipif(not PUBLISHED.is_dir(), reason=f"needs the published re-runs at {PUBLISHED}")
 def test_tno_pair_close_to_published_rerun():
     from PIL import Image
-    ir, vis = (np.asarray(Image.open(TNO21 / s / f"{TNO_PAIR}.png"), np.float32) for s in ("ir", "vis"))
-    d = jsr.learn_dictionary(ir / 255, vis / 255, ksvd_iters=10)
+    ir, vis = (np.asarray(Image.open(TNO21 / s / f"{TNO_PAIR}.png"), np.float32)
+               for s in ("ir", "vis"))
     for method, bound in TNO_BOUNDS.items():
-        out = np.clip(np.rint(np.asarray(getattr(jsr, f"fuse_{method}")(ir, vis, dictionary=d))), 0, 255)
+        fused = getattr(jsr, f"fuse_{method}")(ir, vis, ksvd_iters=5)    # one K-SVD: cached
+        out = np.clip(np.rint(np.asarray(fused)), 0, 255)
         ref = np.asarray(Image.open(PUBLISHED / method / f"{TNO_PAIR}.png"), np.float64)
         mad = np.abs(out - ref).mean()
         assert mad < bound, f"{method}: mean abs difference {mad:.2f} to the published re-run"
-        assert abs(out.mean() - ref.mean()) < 0.1 * ref.mean()
+        # Measured: our mean 2.2–2.9 grey levels above the re-run's.
+        gap = out.mean() - ref.mean()
+        assert abs(gap) < 5, f"{method}: mean {gap:+.1f} grey levels from the re-run's"
