@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from jaxfuse import __version__
 from jaxfuse.errors import JaxfuseError
@@ -67,13 +68,39 @@ def make_meta(config: ModelConfig, step: int, train: dict | None = None, **extra
 
 
 def save(mngr, step: int, params, meta: dict, opt: Any = None) -> None:
-    """Saves one step atomically (Orbax writes to a temporary folder and renames)."""
+    """Saves one step atomically (Orbax writes to a temporary folder and renames).
+
+    State replicated over several devices (data-parallel training, one
+    process or several) is saved as one host copy, written by the first
+    process: the checkpoint is then the one a single device writes, and reads
+    back anywhere.
+    """
     ocp = _ocp()
+    params, opt = _one_copy(params), _one_copy(opt)
     items = {"params": ocp.args.StandardSave(params), "meta": ocp.args.JsonSave(meta)}
     if opt is not None:
         items["opt"] = ocp.args.StandardSave(opt)
     mngr.save(int(step), args=ocp.args.Composite(**items), force=True)
     mngr.wait_until_finished()
+
+
+def _one_copy(tree):
+    """Each leaf replicated over several devices as a NumPy copy of its first local replica."""
+    def one(x):
+        if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+            if not x.sharding.is_fully_replicated:
+                raise ValueError("checkpoint.save takes replicated state, not sharded state")
+            return np.asarray(x.addressable_data(0))
+        return x
+    return jax.tree_util.tree_map(one, tree)
+
+
+def _on_one_device(tree):
+    """Restore targets on this process's first device, whatever devices saved the arrays
+    (a run on 4 devices, or 2 processes, is then read where one device runs)."""
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
 def abstract_params(config: ModelConfig):
@@ -235,10 +262,9 @@ def restore(path, *, config: ModelConfig | None = None, with_opt_like: Any = Non
     abstract = abstract_params(ckpt_config)
     _check_layout(step_dir, ckpt_config, abstract)
     ocp = _ocp()
-    items = {"params": ocp.args.StandardRestore(abstract)}
+    items = {"params": ocp.args.StandardRestore(_on_one_device(abstract))}
     if with_opt_like is not None:
-        items["opt"] = ocp.args.StandardRestore(
-            jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), with_opt_like))
+        items["opt"] = ocp.args.StandardRestore(_on_one_device(with_opt_like))
     try:
         ckptr = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
         out = ckptr.restore(step_dir.absolute(), args=ocp.args.Composite(**items))

@@ -25,8 +25,16 @@ def data_mesh(devices=None) -> Mesh:
 
 
 def replicate(tree, mesh: Mesh):
-    """Places every leaf of ``tree`` on all devices of ``mesh``."""
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    """Places every leaf of ``tree`` on all devices of ``mesh`` (with ``jax.distributed``,
+    every process passes the same values)."""
+    sharding = NamedSharding(mesh, P())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.tree_util.tree_map(one, tree)
 
 
 def shard_batch(x, mesh: Mesh, axis: int = 0):
@@ -37,6 +45,40 @@ def shard_batch(x, mesh: Mesh, axis: int = 0):
     spec = [None] * np.ndim(x)
     spec[axis] = "data"
     return jax.device_put(x, NamedSharding(mesh, P(*spec)))
+
+
+def init_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
+    """Joins this process to a ``jax.distributed`` job (CPU collectives: gloo over TCP).
+
+    Every process gives the same ``coordinator`` (``host:port`` of process 0)
+    and ``num_processes``, and its own ``process_id``; ``jax.devices()`` is
+    then every process's devices.
+    """
+    from jaxfuse.errors import JaxfuseError
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+        raise JaxfuseError(None, f"{{process_id}} {process_id} is not in 0…{num_processes - 1} "
+                           f"for {{num_processes}} {num_processes}",
+                           settings=("process_id", "num_processes"))
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id,
+                                   initialization_timeout=120)
+    except Exception as e:  # noqa: BLE001 - a refused or timed-out coordinator
+        raise JaxfuseError(None, f"cannot join the job at {{coordinator}} {coordinator}: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                           settings=("coordinator",)) from None
+
+
+def global_batch(local: np.ndarray, mesh: Mesh):
+    """This process's share of a batch, as one global array split over the mesh's devices.
+
+    One process: :func:`shard_batch`. With ``jax.distributed``, each process
+    passes its own rows; the global batch is their concatenation in process
+    order.
+    """
+    if jax.process_count() == 1:
+        return shard_batch(local, mesh)
+    spec = P("data", *([None] * (np.ndim(local) - 1)))
+    return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), np.asarray(local))
 
 
 def pad_to(x: np.ndarray, multiple: int, axis: int = 0) -> np.ndarray:

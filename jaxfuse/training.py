@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +38,8 @@ from jaxfuse.errors import Interrupted, JaxfuseError
 
 BUILTIN_IMAGE = "camera"  # scikit-image's bundled 512×512 grayscale photograph
 KEEP_CHECKPOINTS = 2  # step folders kept by default (the newest)
+# the paper's many-image recipe (80 000 MS-COCO images): the defaults of ``train.py --images``
+MANY_BATCH, MANY_LR, MANY_EPOCHS = 4, 1e-4, 4
 
 
 def _bad(setting: str, problem: str) -> JaxfuseError:
@@ -60,8 +63,13 @@ class TrainConfig:
     checkpoint_every: int = 100
     arch: str = model.ARCHS[0]
     ssim_weight: float = 1.0  # λ in L = λ·L_ssim + L_pixel (DenseFuse tried 1, 10, 100, 1000)
-    dataset: str | None = None  # "bundled": random crops of many images instead of one
+    dataset: str | None = None  # "bundled": the earlier many-image stream (crops of the 20 bundled
+    # images, drawn per step); kept so its runs resume. ``train.py --dataset bundled`` now means
+    # images=("bundled",), augment="crops"
     batch: int = 1
+    images: tuple[str, ...] | None = None  # folders (or "bundled"): :mod:`jaxfuse.data`
+    augment: str = "resize"  # with ``images``: "resize" (the authors') or "crops"
+    epochs: int | None = None  # with ``images``: passes over them; sets ``steps``
 
     def validate(self) -> None:
         """Raises JaxfuseError naming the first bad setting."""
@@ -87,9 +95,18 @@ class TrainConfig:
             raise _bad("dataset", f"must be 'bundled', got {self.dataset!r}")
         if self.batch < 1:
             raise _bad("batch", f"must be a positive integer, got {self.batch}")
-        if self.dataset and self.image:
-            raise JaxfuseError(None, "{image} and {dataset} exclude each other",
-                               settings=("image", "dataset"))
+        given = [n for n in ("image", "dataset", "images") if getattr(self, n)]
+        if len(given) > 1:
+            raise JaxfuseError(None, "{%s} and {%s} exclude each other" % tuple(given[:2]),
+                               settings=tuple(given[:2]))
+        from jaxfuse import data
+        if self.augment not in data.AUGMENTS:
+            raise _bad("augment", f"must be one of {', '.join(data.AUGMENTS)}, got {self.augment!r}")
+        if self.epochs is not None and (not self.images or self.epochs < 1):
+            if not self.images:
+                raise JaxfuseError(None, "{epochs} needs a folder of {images}",
+                                   settings=("epochs", "images"))
+            raise _bad("epochs", f"must be a positive integer, got {self.epochs}")
 
     @property
     def model_config(self) -> model.ModelConfig:
@@ -148,12 +165,15 @@ def make_train_step(config: TrainConfig):
 reconstruct = xla.jit(model.reconstruct)  # the trained model's reconstruction, jitted once
 
 
-def _identity(config: TrainConfig, image: np.ndarray) -> dict:
-    """What must match for a resumed run to continue the same run."""
-    d = dataclasses.asdict(config)
-    d.pop("steps")
-    d.pop("checkpoint_every")
-    d["image_sha256"] = hashlib.sha256(image.tobytes()).hexdigest()
+def _identity(config: TrainConfig, image: np.ndarray, dataset=None) -> dict:
+    """What must match for a resumed run to continue the same run (JSON-safe)."""
+    d = json.loads(json.dumps(dataclasses.asdict(config)))
+    for k in ("steps", "checkpoint_every", "epochs"):
+        d.pop(k)
+    if dataset is not None:
+        d["dataset_sha256"] = dataset.fingerprint()
+    else:
+        d["image_sha256"] = hashlib.sha256(image.tobytes()).hexdigest()
     return d
 
 
@@ -250,19 +270,42 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
     check_workdir(workdir)
-    image_np = load_training_image(config.image, config.size)
-    ident = _identity(config, image_np)
+    procs, proc = jax.process_count(), jax.process_index()
+    say = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
+    dataset = None
+    if config.images:
+        from jaxfuse import data
+        dataset = data.scan(config.images, warn=say if proc == 0 else None,
+                            progress=progress and proc == 0)
+        if config.epochs is not None:
+            steps = config.epochs * len(dataset) // config.batch
+            if steps < 1:
+                raise JaxfuseError(None, f"{config.epochs} epoch(s) of {len(dataset)} image(s) "
+                                   f"make no batch of {config.batch}", settings=("batch",))
+            config = dataclasses.replace(config, steps=steps)
+        image_np = data.resize(data.load_item(dataset.items[0]), config.size)[None, :, :, None]
+    else:
+        image_np = load_training_image(config.image, config.size)
+    ident = _identity(config, image_np, dataset)
     ckdir, resume_from, history = open_run(workdir, ident, config.steps, resume=resume,
-                                           overwrite=overwrite)
+                                           overwrite=overwrite, primary=proc == 0)
+    if procs > 1:  # the others wait until the first process has readied the folder
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("jaxfuse: run folder ready")
 
     state = init_state(config)
     elapsed_before = 0.0
+    data_state = None
     mngr = checkpoint.manager(ckdir, max_to_keep=keep_checkpoints or None)
     if resume_from is not None:
         params, meta, opt = checkpoint.restore(resume_from, config=config.model_config,
                                                with_opt_like=state["opt"])
         state = {"params": params, "opt": opt, "step": jnp.asarray(meta["step"], jnp.int32)}
         elapsed_before = float(meta.get("train_seconds", 0.0) or 0.0)
+        data_state = meta.get("data_state")
+        if dataset is not None and not isinstance(data_state, dict):
+            raise JaxfuseError(resume_from, "cannot resume: the checkpoint records no "
+                               "input-pipeline state")
     start = int(state["step"])
     if log is not None and resume:
         log(f"resuming at step {start} of {config.steps} from {resume_from}" if resume_from
@@ -271,26 +314,52 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     train_step = make_train_step(config)
     image = jnp.asarray(image_np)
     fixed_batch = jnp.repeat(image, config.batch, axis=0)
-    pool = None
+    pool = stream = None
     if config.dataset == "bundled":
         # Many-image training: fresh augmented crops each step, drawn from a
         # generator seeded by (seed, step) so a resumed run sees the same data.
         from jaxfuse import datasets
         pool = [datasets.natural_image(n) for n in datasets.NATURAL_IMAGES]
+    mesh = None
+    if dataset is not None:
+        from jaxfuse import data, parallel
+        if jax.device_count() > 1:
+            if config.batch % jax.device_count():
+                raise JaxfuseError(None, f"{{batch}} {config.batch} is not a multiple of the "
+                                   f"{jax.device_count()} devices", settings=("batch",))
+            mesh = parallel.data_mesh()
+            state = parallel.replicate(state, mesh)
+        stream = data.iterator(data.pipeline(dataset, batch=config.batch, size=config.size,
+                                             augment=config.augment, seed=config.seed,
+                                             steps=config.steps, process=proc, processes=procs),
+                               state=data_state)
+
+    def next_batch(i):
+        if stream is None:
+            if pool is None:
+                return fixed_batch
+            return jnp.asarray(datasets.random_crops(
+                pool, np.random.default_rng([config.seed, i]), config.batch, config.size))
+        local = next(stream)
+        if mesh is None:
+            return jnp.asarray(local)
+        return parallel.global_batch(local, mesh)
+
     save_meta = lambda step, secs: checkpoint.make_meta(  # noqa: E731
         config.model_config, step, train=dataclasses.asdict(config), identity=ident,
-        history=history, train_seconds=secs)
+        history=history, train_seconds=secs,
+        **({"data_state": stream.get_state()} if stream is not None else {}))
 
     t0 = time.perf_counter()
     saved = start if resume_from is not None else None  # the step of the latest checkpoint
     bar = progress_bar(range(start, config.steps), total=config.steps, initial=start,
-                       desc="train", unit="step", enabled=progress)
+                       desc="train", unit="step", enabled=progress and proc == 0)
+    per_epoch = len(dataset) / config.batch if dataset is not None else None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
             for i in bar:
-                batch = fixed_batch if pool is None else jnp.asarray(datasets.random_crops(
-                    pool, np.random.default_rng([config.seed, i]), config.batch, config.size))
+                batch = next_batch(i)
                 state, terms = train_step(state, batch)
                 terms = {k: float(v) for k, v in terms.items()}
                 if not all(math.isfinite(v) for v in terms.values()):
@@ -300,7 +369,12 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                 for k in history:
                     history[k].append(terms[k])
                 step = i + 1
-                bar.set_postfix(loss=f"{terms['total']:.4f}", refresh=False)
+                if per_epoch is None:
+                    bar.set_postfix(loss=f"{terms['total']:.4f}", refresh=False)
+                else:
+                    rate = (step - start) * config.batch / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(epoch=f"{i // per_epoch + 1:.0f}", loss=f"{terms['total']:.4f}",
+                                    img_s=f"{rate:.1f}", refresh=False)
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     checkpoint.save(mngr, step, state["params"], save_meta(
                         step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
@@ -312,8 +386,13 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     finally:
         bar.close()
     seconds = elapsed_before + time.perf_counter() - t0
+    mngr.wait_until_finished()
+    if proc != 0:  # the summary, curves and pictures are the first process's
+        return {"steps": config.steps, "train_seconds": seconds, "process": proc}
 
     from jaxfuse import metrics  # only needed here, at the end
+    if mesh is not None:  # back to one device (the first local copy of the replicated state)
+        state = jax.tree_util.tree_map(lambda x: jnp.asarray(x.addressable_data(0)), state)
     recon = np.asarray(reconstruct(state["params"], image))
     recon_clipped = np.clip(recon, 0, 255)
     ssim_val = float(losses.ssim(jnp.asarray(recon_clipped), image)[0])  # the loss's SSIM
@@ -332,6 +411,10 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         "backend": jax.default_backend(),
         "checkpoint": str(ckdir / str(config.steps)),
     }
+    if dataset is not None:
+        summary["dataset"] = {**dataset.summary(), "augment": config.augment,
+                              "epochs_run": config.steps * config.batch / len(dataset),
+                              "devices": jax.device_count(), "processes": procs}
     io.atomic_write(workdir / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
     return summary
 
@@ -343,7 +426,7 @@ def check_workdir(workdir: Path) -> None:
 
 
 def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite: bool,
-             keys=HISTORY_KEYS) -> tuple[Path, Path | None, dict]:
+             keys=HISTORY_KEYS, primary: bool = True) -> tuple[Path, Path | None, dict]:
     """Readies ``workdir`` for a run: ``(ckdir, resume_from, history)``.
 
     An existing run is refused without ``resume`` or ``overwrite`` (and
@@ -351,13 +434,15 @@ def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite:
     settings must be ``ident`` and its step at most ``steps``, and its loss
     history (``keys``) is returned with it (``resume_from`` is None when there
     is nothing to resume). Any training loop with Orbax checkpoints can use it.
+    Only the ``primary`` process (of a ``jax.distributed`` job) removes files.
     """
     ckdir = workdir / "checkpoints"
     has_ckpt = bool(checkpoint.step_folders(ckdir))
     if has_ckpt and not resume:
         if not overwrite:
             raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
-        shutil.rmtree(ckdir)
+        if primary:
+            shutil.rmtree(ckdir)
         has_ckpt = False
     history = {k: [] for k in keys}
     resume_from = None
@@ -369,7 +454,8 @@ def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite:
             raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond {{steps}} "
                                f"{steps}", settings=("steps",))
     workdir.mkdir(parents=True, exist_ok=True)
-    io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
+    if primary:
+        io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
     return ckdir, resume_from, history
 
 

@@ -266,7 +266,7 @@ def test_train_py_then_fuse_py(trained_workdir, pairs_dir, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--arch", "fusiongan"], "give --pairs-dataset DIR"),
     (["--pairs-dataset", "x"], "--pairs-dataset is for --arch fusiongan, not res2netfuse"),
-    (["--arch", "densefuse", "--epochs", "3"], "--epochs is for --arch fusiongan, not densefuse"),
+    (["--arch", "densefuse", "--epochs", "3"], "--epochs needs --images (or --arch fusiongan)"),
     (["--arch", "fusiongan", "--pairs-dataset", "x", "--image", "y.png"], "--image trains an autoencoder"),
 ])
 def test_train_py_flag_errors_are_one_line(args, words, capsys):

@@ -19,7 +19,7 @@ import sys
 from typing import Sequence
 
 COMMANDS: dict[str, str] = {
-    "train": "train the autoencoder (one image, or many with --dataset bundled)",
+    "train": "train the autoencoder (one image, or a folder of many with --images)",
     "fuse": "fuse one infrared/visible pair, or every pair in a folder",
     "evaluate": "score fused images with a paper's metrics; compare methods",
     "convert": "convert checkpoints between PyTorch .model files and jaxfuse folders",

@@ -32,6 +32,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="single-image training steps (default 2000)")
     p.add_argument("--many-steps", type=int, default=None,
                    help="many-image training steps (default: --steps)")
+    p.add_argument("--many-images", nargs="+", default=None, metavar="DIR",
+                   help="the many-image model's training folders; 'bundled' is the 20 natural "
+                        "images scikit-image ships (default bundled)")
+    p.add_argument("--many-augment", choices=("resize", "crops"), default=None,
+                   help="the many-image model's augmentation (default crops)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2)")
     p.add_argument("--images", nargs="+", default=None,
                    help="training images, bundled names or files; the first is the main one "
@@ -69,6 +74,8 @@ def settings_from_args(args):
               crop=args.crop, max_pairs=args.max_pairs, checkpoint=args.checkpoint,
               baselines=tuple(args.baselines) if args.baselines is not None else None,
               many_checkpoint=args.many_checkpoint,
+              many_images=tuple(args.many_images) if args.many_images else None,
+              many_augment=args.many_augment,
               baseline_many=False if args.no_baseline_many else None,
               fusiongan_checkpoint=args.fusiongan_checkpoint, compare_loss=args.compare_loss,
               compare_checkpoint=args.compare_checkpoint)

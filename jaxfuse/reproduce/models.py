@@ -89,9 +89,19 @@ def single_key(settings: Settings, image: str, seed: int, loss: str | None = Non
             f"{loss or settings.loss}")
 
 
+def many_sources(settings: Settings) -> str:
+    """The many-image model's folders as keys name them: ``vis+bundled``."""
+    return "+".join(Path(src).resolve().name if Path(src).is_dir() else src
+                    for src in settings.many_images)
+
+
+def many_label(settings: Settings) -> str:
+    return f"many-image ({many_sources(settings)}, {settings.many_augment})"
+
+
 def many_key(settings: Settings) -> str:
-    return (f"many-bundled-seed{settings.seed0}-{settings.many_steps_}steps-{settings.size}px-"
-            f"{settings.loss}")
+    return (f"many-{many_sources(settings)}-{settings.many_augment}-seed{settings.seed0}-"
+            f"{settings.many_steps_}steps-{settings.size}px-{settings.loss}")
 
 
 def single_config(settings: Settings, image: str, seed: int, arch: str = MAIN_ARCH,
@@ -103,8 +113,12 @@ def single_config(settings: Settings, image: str, seed: int, arch: str = MAIN_AR
 
 def many_config(settings: Settings, arch: str = MAIN_ARCH):
     from jaxfuse.training import TrainConfig
-    return TrainConfig(arch=arch, dataset="bundled", batch=4, lr=1e-4, steps=settings.many_steps_,
-                       seed=settings.seed0, loss=settings.loss, size=settings.size)
+    from jaxfuse.training import MANY_BATCH, MANY_LR
+    images = tuple(src if src == "bundled" else str(Path(src).resolve())
+                   for src in settings.many_images)
+    return TrainConfig(arch=arch, images=images, augment=settings.many_augment, batch=MANY_BATCH,
+                       lr=MANY_LR, steps=settings.many_steps_, seed=settings.seed0,
+                       loss=settings.loss, size=settings.size)
 
 
 def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
@@ -148,7 +162,7 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
                                         settings.many_checkpoint, log)
     else:
         many = many_key(settings)
-        models[many] = _train(many, "many-image (bundled crops)", many_config(settings), out, log)
+        models[many] = _train(many, many_label(settings), many_config(settings), out, log)
     baseline_keys = {}
     for name in settings.baselines:
         kind = BASELINE_KINDS[name]
@@ -166,7 +180,7 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
                                           out, log)
             if settings.baseline_many:
                 ks["many"] = f"{name}-{many_key(settings)}"
-                models[ks["many"]] = _train(ks["many"], f"{name} many-image (bundled crops)",
+                models[ks["many"]] = _train(ks["many"], f"{name} {many_label(settings)}",
                                             many_config(settings, name), out, log)
     return ModelSet(models, primary, many, baseline_keys, compare_key)
 
@@ -219,8 +233,8 @@ def _primary_from_checkpoint(settings: Settings, models: dict, log: Log) -> str:
 def same_train_config(saved: dict, config) -> bool:
     """Whether a recorded training config is ``config`` (older records lack newer fields)."""
     from jaxfuse.training import TrainConfig
-    want = dataclasses.asdict(config)
-    have = {**dataclasses.asdict(TrainConfig()), **saved}
+    want = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, as recorded
+    have = json.loads(json.dumps({**dataclasses.asdict(TrainConfig()), **saved}))
     for d in (want, have):
         d.pop("checkpoint_every", None)
         if d.get("image") is None and not d.get("dataset"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 from pathlib import Path
@@ -131,6 +132,25 @@ def device() -> str:
             f"Python {platform.python_version()}")
 
 
+def _many_text(r) -> str:
+    """The many-image model's data, as the report states it."""
+    s = r.settings
+    names = ", ".join("the 20 bundled natural images" if src == "bundled" else f"`{shown(src)}`"
+                      for src in s.many_images)
+    how = ("random crops (½–1 of the short side), flips and 90° turns" if s.many_augment == "crops"
+           else "each whole image resized")
+    model = r.models.models.get(r.models.many_key)
+    count = ""
+    if model is not None and model.workdir is not None:
+        try:
+            d = json.loads((model.workdir / "summary.json").read_text()).get("dataset") or {}
+            count = (f" ({d['images']} images, {len(d['skipped'])} skipped, "
+                     f"{d['epochs_run']:.1f} epochs)")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return f"{names}{count}, gray, {how} (`jaxfuse.data`)"
+
+
 def _native_shape(name: str) -> tuple[int, int]:
     from jaxfuse import datasets
     return datasets.natural_image(name).shape
@@ -150,8 +170,8 @@ def _head(r: ReportInputs) -> list[str]:
         f"- single-image training: images {', '.join(s.images)}; seeds "
         f"{', '.join(map(str, s.seeds))}; {s.steps} steps, batch 1, Adam lr 5e-4, "
         f"loss `{s.loss}`, image gray and resized to {s.size}×{s.size}",
-        f"- many-image training: augmented random crops of the 20 bundled natural images, "
-        f"{s.many_steps_} steps, batch 4, Adam lr 1e-4, seed {s.seed0}, {s.size}×{s.size}",
+        f"- many-image training: {_many_text(r)}, {s.many_steps_} steps, batch 4, Adam lr 1e-4, "
+        f"seed {s.seed0}, {s.size}×{s.size}",
         "- comparison methods: " + (networks or "none (`--baselines` given none)"),
         *([f"- second loss: the single-image model's recipe with loss `{s.compare_loss_}` beside "
            f"`{s.loss}`"] if s.compare_loss_ else []),

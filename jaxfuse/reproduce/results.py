@@ -202,7 +202,8 @@ def _baselines(settings: Settings, models: ModelSet, scores: Scores) -> Table:
     for s in STRATEGIES:
         rows.append(_fusion_row(f"ours {MAIN_ARCH} single-image {s}",
                                 fusion[models.primary_key][s]["mean"]))
-    many = (f"; many-image: {settings.many_steps_} steps of batch-4 crops of the bundled images"
+    many = (f"; many-image: {settings.many_steps_} steps of batch 4 on "
+            f"{'+'.join(settings.many_images)} ({settings.many_augment})"
             if settings.baseline_many else "; not trained many-image in this run")
     return Table(
         "baselines", f"Table IV, comparison networks trained here "

@@ -24,6 +24,8 @@ class Settings:
     images: tuple[str, ...] = ("camera", "astronaut", "coffee")
     size: int = 256                   # training image side
     loss: str = "ssim"
+    many_images: tuple[str, ...] = ("bundled",)  # the many-image model's folders (``jaxfuse.data``)
+    many_augment: str = "crops"       # its augmentation: a small set needs crops
     crop: int = 512                   # Table III: centre crop to at most crop × crop
     max_pairs: int | None = None      # None: all pairs; else the N smallest (by area)
     montage_pairs: int = 4
@@ -102,6 +104,15 @@ class Settings:
         if self.compare_loss not in ("other", "none") + LOSSES:
             raise bad(f"{{compare_loss}} takes other, none, {', '.join(LOSSES)}, got "
                       f"{self.compare_loss!r}", "compare_loss")
+        from jaxfuse import data
+        if not self.many_images:
+            raise bad("{many_images} needs at least one folder (or bundled)", "many_images")
+        for src in self.many_images:
+            if src != data.BUNDLED and not Path(src).is_dir():
+                raise bad("is not a folder of training images (nor 'bundled')", path=src)
+        if self.many_augment not in data.AUGMENTS:
+            raise bad(f"{{many_augment}} takes {', '.join(data.AUGMENTS)}, got "
+                      f"{self.many_augment!r}", "many_augment")
         for im in self.images:
             if im not in datasets.NATURAL_IMAGES and not Path(im).is_file():
                 raise bad(f"not a file nor a bundled image ({', '.join(datasets.NATURAL_IMAGES)})",
