@@ -154,6 +154,13 @@ step imports check_imports
 step tests "$PYTHON" -m pytest $PYTEST_FLAGS
 # shellcheck disable=SC2086
 step bench "$PYTHON" -m jaxfuse.bench $BENCH_FLAGS --json "$OUTDIR/bench.json"
+# folder training: the input pipeline against the train step, and the paper's
+# 80 000-image recipe projected on this device (needs grain: a wheel in GPU_CHECK_WHEELS)
+if [ -n "$DRY" ]; then
+    step data "$PYTHON" benchmarks/bench_data.py --count 20 --batches 4 --steps 2 --size 64
+else
+    step data "$PYTHON" benchmarks/bench_data.py --count 300
+fi
 step train "$PYTHON" train.py --workdir "$TRAIN_DIR" --steps "$TRAIN_STEPS" --overwrite --no-progress
 
 log ""
