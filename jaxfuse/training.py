@@ -182,11 +182,19 @@ PANELS = (("pixel", "pixel loss (MSE, 0–1 scale)"), ("ssim", "SSIM loss (1 −
           ("total", "total loss"))  # the loss-curve panels: (history key, title)
 
 
+def _named_image(ident: dict) -> dict:
+    """``ident`` with the default image named: ``image=None`` and ``image='camera'`` are one run."""
+    if ident.get("image") is None and not ident.get("dataset") and not ident.get("images"):
+        return {**ident, "image": BUILTIN_IMAGE}
+    return ident
+
+
 def _resumable_history(meta: dict, ident: dict, where, keys=HISTORY_KEYS) -> dict:
     """The loss history (``keys``) to continue from ``meta``; raises if the run cannot be resumed."""
     saved = meta.get("identity")
     if not isinstance(saved, dict):
         raise JaxfuseError(where, "cannot resume: the checkpoint records no training settings")
+    saved, ident = _named_image(saved), _named_image(ident)
     if saved != ident:
         diff = []
         for k in sorted(set(ident) | set(saved)):
