@@ -24,6 +24,18 @@ def test_registry_names_title_and_function():
         methods.get_method("nope")
 
 
+def test_source_covers_the_helper_modules_a_method_uses():
+    """The stamp of cached fused images changes when any module a method uses changes."""
+    import inspect
+
+    from jaxfuse.methods import dchwt, jsr, jsr_rules, ksvd, sparse
+    src = methods.get_method("jsrsd").source
+    for mod in (jsr, jsr_rules, ksvd, sparse):
+        assert inspect.getsource(mod) in src, mod.__name__
+    assert inspect.getsource(dchwt) not in src
+    assert methods.get_method("dchwt").source == inspect.getsource(dchwt)
+
+
 def test_output_step_rounds_halves_up_and_clips_as_matlab_uint8(monkeypatch):
     m = methods.Method("fake", "Fake", "dchwt", "fuse", "none")
     values = np.array([[-3.0, 0.5, 1.5, 2.49, 254.5, 300.0]], np.float32)

@@ -54,6 +54,28 @@ class Method:
         mod = importlib.import_module(f"jaxfuse.methods.{self.module}")
         return getattr(mod, "OUTPUT_STEP", "round")
 
+    @property
+    def source(self) -> str:
+        """The code of the method's module and of every :mod:`jaxfuse.methods` module it uses.
+
+        What a cache of its fused images is stamped with (with the options).
+        """
+        import inspect
+        import types
+        seen: dict[str, str] = {}
+        todo = [f"jaxfuse.methods.{self.module}"]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            mod = importlib.import_module(name)
+            seen[name] = inspect.getsource(mod)
+            for v in vars(mod).values():
+                used = v.__name__ if isinstance(v, types.ModuleType) else getattr(v, "__module__", "")
+                if isinstance(used, str) and used.startswith("jaxfuse.methods.") and used not in seen:
+                    todo.append(used)
+        return "".join(seen[k] for k in sorted(seen))
+
     def fuse_gray(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         """Fuses two grayscale ``(H, W)`` 0–255 images into the ``(H, W)`` uint8 that is written."""
         out = np.asarray(self.fuse_fn(np.asarray(ir, np.float32), np.asarray(vis, np.float32),
