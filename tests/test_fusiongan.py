@@ -18,6 +18,7 @@ from PIL import Image
 
 from jaxfuse import checkpoint, engine, fusiongan, model
 from jaxfuse.errors import Interrupted, JaxfuseError
+from jaxfuse.fusiongan import training as gan_training
 
 PATCH, BATCH = 44, 2  # every training run here: one compiled step
 H, W = 58, 63  # the synthetic pairs' size: 2 × 2 patches each at stride 14; W odd
@@ -202,10 +203,10 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, pair
             return step(*args)
         return wrapped
 
-    monkeypatch.setattr(fusiongan, "make_train_step", interrupting)
+    monkeypatch.setattr(gan_training, "make_train_step", interrupting)
     with pytest.raises(Interrupted, match="interrupted at step 1; the checkpoint at 1 holds"):
         fusiongan.train_and_evaluate(config, tmp_path / "split", progress=False)
-    monkeypatch.setattr(fusiongan, "make_train_step", real)
+    monkeypatch.setattr(gan_training, "make_train_step", real)
     with pytest.raises(JaxfuseError, match="already holds a training run"):
         fusiongan.train_and_evaluate(config, tmp_path / "split", progress=False)
     lines = []
@@ -214,7 +215,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, pair
     assert lines == [f"resuming at step 1 of 3 from {tmp_path / 'split' / 'checkpoints' / '1'}"]
 
     state = fusiongan.init_state(config)
-    like = fusiongan._opt_item(state)
+    like = gan_training._opt_item(state)
     a, meta_a, opt_a = checkpoint.restore(tmp_path / "full", with_opt_like=like)
     b, meta_b, opt_b = checkpoint.restore(tmp_path / "split", with_opt_like=like)
     for x, y in zip(jax.tree_util.tree_leaves((a, opt_a)), jax.tree_util.tree_leaves((b, opt_b))):
