@@ -165,7 +165,7 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
         kind = BASELINE_KINDS[name]
         if kind == "method":
             baseline_keys[name] = {"single": name}
-            models[name] = _method(name, log)
+            models[name] = _method(name, log, settings.quick)
         elif kind == "pairs-network":
             baseline_keys[name] = {"single": _pairs_network(name, settings, models, log)}
         else:
@@ -182,11 +182,20 @@ def train_models(settings: Settings, out: Path, log: Log) -> ModelSet:
     return ModelSet(models, primary, many, baseline_keys, compare_key)
 
 
-def _method(name: str, log: Log) -> Model:
+#: A ``--quick`` run's settings for the methods whose defaults take minutes a pair (K-SVD):
+#: a smoke run checks the path, not the numbers. JSR and JSRSD share them, so one dictionary.
+QUICK_METHOD_OPTIONS = {m: {"ksvd_iters": 3, "train_patches": 4000} for m in ("jsr", "jsrsd")}
+
+
+def _method(name: str, log: Log, quick_run: bool = False) -> Model:
     """A weight-free comparison method (:mod:`jaxfuse.methods`): nothing to train."""
     from jaxfuse.methods import get_method
     method = get_method(name)
-    log(f"  {method.title}: no weights ({method.reference})")
+    quick = QUICK_METHOD_OPTIONS.get(name) if quick_run else None
+    if quick:
+        method = dataclasses.replace(method, options={**method.options, **quick})
+    log(f"  {method.title}: no weights ({method.reference})"
+        + (f"; --quick: {', '.join(f'{k}={v}' for k, v in quick.items())}" if quick else ""))
     return Model(name, method.title, method, "no weights (`jaxfuse.methods`)", None, None, name,
                  method=True)
 
