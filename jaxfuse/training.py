@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import shutil
 import sys
 import time
 import warnings
@@ -32,9 +31,9 @@ import numpy as np
 import optax
 from PIL import Image
 
-from jaxfuse import __version__, checkpoint, io, losses, model, xla
+from jaxfuse import __version__, checkpoint, io, losses, model, runs, xla
 from jaxfuse.cli import progress_bar
-from jaxfuse.errors import Interrupted, JaxfuseError
+from jaxfuse.errors import JaxfuseError
 
 BUILTIN_IMAGE = "camera"  # scikit-image's bundled 512×512 grayscale photograph
 KEEP_CHECKPOINTS = 2  # step folders kept by default (the newest)
@@ -189,51 +188,6 @@ def _named_image(ident: dict) -> dict:
     return ident
 
 
-def _resumable_history(meta: dict, ident: dict, where, keys=HISTORY_KEYS) -> dict:
-    """The loss history (``keys``) to continue from ``meta``; raises if the run cannot be resumed."""
-    saved = meta.get("identity")
-    if not isinstance(saved, dict):
-        raise JaxfuseError(where, "cannot resume: the checkpoint records no training settings")
-    saved, ident = _named_image(saved), _named_image(ident)
-    if saved != ident:
-        diff = []
-        for k in sorted(set(ident) | set(saved)):
-            if saved.get(k) != ident.get(k):
-                diff.append(f"{k[:-len('_sha256')]} (different pixels)" if k.endswith("_sha256")
-                            else f"{k}={saved.get(k)!r}, now {ident.get(k)!r}")
-        raise JaxfuseError(where, f"cannot resume: the checkpoint was made with different "
-                           f"settings ({'; '.join(diff)})", hint="restart")
-    if meta.get("jaxfuse_version") != __version__:
-        raise JaxfuseError(where, f"cannot resume: the checkpoint was written by jaxfuse "
-                           f"{meta.get('jaxfuse_version')}, this is {__version__}")
-    step, history = meta["step"], meta.get("history")
-    try:
-        history = {k: [float(x) for x in history[k][:step]] for k in keys}
-    except (KeyError, TypeError, ValueError):
-        history = None
-    if history is None or any(len(v) != step for v in history.values()):
-        raise JaxfuseError(where, "cannot resume: corrupt checkpoint metadata (loss history)")
-    return history
-
-
-def _plot_curves(history: dict, path: Path, panels=PANELS) -> None:
-    """One log-scale panel per ``(history key, title)`` of ``panels``, written to ``path``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(panels), figsize=(13 * len(panels) / 3, 3.6))
-    steps = np.arange(1, len(history["total"]) + 1)
-    for ax, (key, title) in zip(axes, panels):
-        ax.plot(steps, history[key], lw=0.8)
-        ax.set_title(title)
-        ax.set_xlabel("iteration")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-
-
 def _save_side_by_side(image: np.ndarray, recon: np.ndarray, path: Path) -> None:
     a = np.clip(image[0, :, :, 0], 0, 255).astype(np.uint8)
     b = np.clip(np.rint(recon[0, :, :, 0]), 0, 255).astype(np.uint8)
@@ -277,7 +231,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     if keep_checkpoints < 0:
         raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
-    check_workdir(workdir)
+    runs.check_workdir(workdir)
     procs, proc = jax.process_count(), jax.process_index()
     say = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
     dataset = None
@@ -295,8 +249,9 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     else:
         image_np = load_training_image(config.image, config.size)
     ident = _identity(config, image_np, dataset)
-    ckdir, resume_from, history = open_run(workdir, ident, config.steps, resume=resume,
-                                           overwrite=overwrite, primary=proc == 0)
+    ckdir, resume_from, history = runs.open_run(workdir, ident, config.steps, resume=resume,
+                                                overwrite=overwrite, keys=HISTORY_KEYS,
+                                                normalize=_named_image, primary=proc == 0)
     if procs > 1:  # the others wait until the first process has readied the folder
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices("jaxfuse: run folder ready")
@@ -389,8 +344,8 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
                     saved = step
     except KeyboardInterrupt:
         bar.close()
-        saved = saved_after_interrupt(mngr, ckdir, saved)
-        raise _interrupted(history, saved, workdir) from None
+        saved = runs.saved_after_interrupt(mngr, ckdir, saved)
+        raise runs.interrupted(history, saved, workdir, PANELS) from None
     finally:
         bar.close()
     seconds = elapsed_before + time.perf_counter() - t0
@@ -407,7 +362,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     mse = metrics.mse(image_np[0, :, :, 0], recon_clipped[0, :, :, 0])
     psnr = metrics.psnr(image_np[0, :, :, 0], recon_clipped[0, :, :, 0])
     if history["total"]:
-        _plot_curves(history, workdir / "loss_curves.png")
+        runs.plot_curves(history, workdir / "loss_curves.png", PANELS)
     _save_side_by_side(image_np, recon, workdir / "reconstruction.png")
     summary = {
         "jaxfuse_version": __version__,
@@ -427,69 +382,3 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     return summary
 
 
-def check_workdir(workdir: Path) -> None:
-    """Raises JaxfuseError if ``workdir`` exists and is not a folder."""
-    if workdir.exists() and not workdir.is_dir():
-        raise JaxfuseError(workdir, "{workdir} exists and is not a folder", settings=("workdir",))
-
-
-def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite: bool,
-             keys=HISTORY_KEYS, primary: bool = True) -> tuple[Path, Path | None, dict]:
-    """Readies ``workdir`` for a run: ``(ckdir, resume_from, history)``.
-
-    An existing run is refused without ``resume`` or ``overwrite`` (and
-    removed with ``overwrite``); with ``resume``, the latest checkpoint's
-    settings must be ``ident`` and its step at most ``steps``, and its loss
-    history (``keys``) is returned with it (``resume_from`` is None when there
-    is nothing to resume). Any training loop with Orbax checkpoints can use it.
-    Only the ``primary`` process (of a ``jax.distributed`` job) removes files.
-    """
-    ckdir = workdir / "checkpoints"
-    has_ckpt = bool(checkpoint.step_folders(ckdir))
-    if has_ckpt and not resume:
-        if not overwrite:
-            raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
-        if primary:
-            shutil.rmtree(ckdir)
-        has_ckpt = False
-    history = {k: [] for k in keys}
-    resume_from = None
-    if resume and has_ckpt:
-        # The settings first: cheap, before any compile, and clearer than a failed restore.
-        resume_from, meta = checkpoint.latest_meta(ckdir)
-        history = _resumable_history(meta, ident, resume_from, keys)
-        if meta["step"] > steps:
-            raise JaxfuseError(ckdir, f"checkpoint is at step {meta['step']}, beyond {{steps}} "
-                               f"{steps}", settings=("steps",))
-    workdir.mkdir(parents=True, exist_ok=True)
-    if primary:
-        io.remove_stale_temps(workdir)  # a summary or curve a killed run was writing
-    return ckdir, resume_from, history
-
-
-def saved_after_interrupt(mngr, ckdir: Path, saved: int | None) -> int | None:
-    """The latest step on disk after Ctrl-C (``saved``: the latest this run saved, or None)."""
-    # An interrupt inside checkpoint.save leaves ``saved`` behind while Orbax's
-    # thread may still finish that step: wait for it, then trust the disk.
-    try:
-        mngr.wait_until_finished()
-    except Exception:  # noqa: BLE001 - a save that failed is simply not on disk
-        pass
-    on_disk = [s for s, _ in checkpoint.step_folders(ckdir)]
-    if on_disk and (saved is None or max(on_disk) > saved):
-        saved = max(on_disk)
-    return saved
-
-
-def _interrupted(history: dict, saved: int | None, workdir: Path, panels=PANELS) -> Interrupted:
-    """Writes the interrupted run's loss curves; the error that says what a resume redoes."""
-    done = len(history["total"])
-    if done:
-        _plot_curves(history, workdir / "loss_curves.png", panels)
-    if saved is None:
-        what = "no checkpoint yet, so a resumed run starts at step 0"
-    elif saved == done:
-        what = f"the checkpoint at {saved} holds every step so far"
-    else:
-        what = f"steps since the checkpoint at {saved} will be redone"
-    return Interrupted(None, f"interrupted at step {done}; {what}", hint="continue")

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxfuse import engine, fusion, model
+from jaxfuse import engine, fusion
 
 
 @pytest.fixture(scope="module")

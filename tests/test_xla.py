@@ -1,6 +1,5 @@
 """jaxfuse's compile settings: CPU options, lazy jit, the CLIs' compilation cache."""
 
-import os
 import subprocess
 import sys
 

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from jaxfuse import __version__, checkpoint, io, model, xla
+from jaxfuse import __version__, checkpoint, io, model, runs, xla
 from jaxfuse.cli import progress_bar
 from jaxfuse.errors import JaxfuseError
 from jaxfuse.fusiongan.data import PairPatches, epoch_order, load_pair_patches
@@ -194,7 +194,7 @@ def train_and_evaluate(config: GANConfig, workdir, *, resume: bool = False,
     if keep_checkpoints < 0:
         raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
-    training.check_workdir(workdir)
+    runs.check_workdir(workdir)
     data = load_pair_patches(config.pairs_dataset, patch=config.patch)
     per_epoch = len(data) // config.batch
     if per_epoch < 1:
@@ -202,7 +202,7 @@ def train_and_evaluate(config: GANConfig, workdir, *, resume: bool = False,
                            f"{{batch}} of {config.batch}", settings=("batch",))
     total = config.steps if config.steps is not None else config.epochs * per_epoch
     ident = _identity(config, data)
-    ckdir, resume_from, history = training.open_run(
+    ckdir, resume_from, history = runs.open_run(
         workdir, ident, total, resume=resume, overwrite=overwrite, keys=HISTORY_KEYS)
 
     state = init_state(config)
@@ -256,15 +256,15 @@ def train_and_evaluate(config: GANConfig, workdir, *, resume: bool = False,
                     saved = step
     except KeyboardInterrupt:
         bar.close()
-        saved = training.saved_after_interrupt(mngr, ckdir, saved)
-        raise training._interrupted(history, saved, workdir, panels=PANELS) from None
+        saved = runs.saved_after_interrupt(mngr, ckdir, saved)
+        raise runs.interrupted(history, saved, workdir, PANELS) from None
     finally:
         bar.close()
     seconds = elapsed_before + time.perf_counter() - t0
 
     params = {"generator": state["g"]}
     if history["total"]:
-        training._plot_curves(history, workdir / "loss_curves.png", panels=PANELS)
+        runs.plot_curves(history, workdir / "loss_curves.png", PANELS)
     io.save_image(workdir / "sample.png", _sample(params, data), overwrite=True)
     done = total - start
     summary = {
