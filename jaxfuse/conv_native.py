@@ -12,11 +12,16 @@ extension is not built. By default all three run on oneDNN
 (:data:`DEFAULT_NATIVE_OPS`, :func:`set_native_ops`), except the kernel
 gradient of a layer with a single input channel, where XLA's is as fast.
 
-The extension is one shared library built from ``native/onednn_conv.cc`` by
-``python native/build.py`` against the ``onednn-cpu-gomp`` and
-``onednn-devel-cpu-gomp`` wheels. It is looked for at ``$JAXFUSE_ONEDNN_LIB``,
-else at ``native/build/libjaxfuse_onednn.so`` in the source checkout; it is
-loaded, and its FFI targets registered, on first use (:func:`available`).
+The extension is one shared library built from ``jaxfuse/native/onednn_conv.cc``
+by :mod:`jaxfuse.conv_build` with the machine's compiler against the
+``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels (``pip install
+'jaxfuse[cpu-kernels]'``). On first use (:func:`available`) it is loaded from
+``$JAXFUSE_ONEDNN_LIB`` or from the build cache, built there first if the
+wheels are installed and it is not (about 10 s, once per environment), and
+its FFI targets are registered. Without the wheels, or with
+``JAXFUSE_NATIVE_CONV=0``, nothing is built or loaded and the networks use
+flax's ``nn.Conv`` exactly as before (:func:`enabled`; the networks ask it when
+they are traced, :func:`jaxfuse.networks._conv`).
 
 Behaviour under the transformations:
 
@@ -43,7 +48,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -52,8 +59,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["DEFAULT_NATIVE_OPS", "OPS", "available", "conv", "last_call_threads", "library_path",
-           "native_ops", "onednn_version", "set_max_threads", "set_native_ops", "unavailable_reason"]
+__all__ = ["DEFAULT_NATIVE_OPS", "OPS", "available", "conv", "describe", "enabled", "last_call_threads",
+           "library_path", "native_ops", "onednn_version", "set_enabled", "set_max_threads",
+           "set_native_ops", "unavailable_reason"]
 
 Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]
 
@@ -67,21 +75,43 @@ DEFAULT_NATIVE_OPS = OPS
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "lib": None, "reason": "not loaded yet", "max_threads": 0,
-                "native_ops": DEFAULT_NATIVE_OPS}
+                "native_ops": DEFAULT_NATIVE_OPS, "enabled": True}
 
 
-def library_path() -> Path:
-    """Where the compiled extension is looked for."""
+def library_path() -> Path | None:
+    """The compiled kernels' file: ``$JAXFUSE_ONEDNN_LIB``, else the build cache's file for this
+    source, jaxlib and oneDNN (:func:`jaxfuse.conv_build.default_output`); None when no oneDNN is
+    installed to build against."""
     env = os.environ.get("JAXFUSE_ONEDNN_LIB")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "native" / "build" / "libjaxfuse_onednn.so"
+    from jaxfuse import conv_build
+    if not conv_build.dnnl_installed():
+        return None
+    return conv_build.default_output()
 
 
 def _load() -> None:
-    path = library_path()
+    from jaxfuse import conv_build
+    if os.environ.get("JAXFUSE_NATIVE_CONV", "1") == "0":
+        _state["reason"] = "switched off by JAXFUSE_NATIVE_CONV=0"
+        return
+    try:
+        path = library_path()
+        if path is None:
+            _state["reason"] = ("the oneDNN kernels are not installed (pip install "
+                                "'jaxfuse[cpu-kernels]')")
+            return
+        if not path.is_file() and not os.environ.get("JAXFUSE_ONEDNN_LIB"):
+            print("jaxfuse: building the oneDNN convolution kernels (once per environment, "
+                  "about 10 s)", file=sys.stderr, flush=True)
+            conv_build.build(path)
+    except conv_build.BuildError as e:
+        _state["reason"] = f"the oneDNN kernels could not be built: {e}"
+        warnings.warn(f"jaxfuse: {_state['reason']}; convolutions use XLA", stacklevel=3)
+        return
     if not path.is_file():
-        _state["reason"] = f"the oneDNN extension is not built ({path} not found; python native/build.py)"
+        _state["reason"] = f"the oneDNN kernels are not at {path} ($JAXFUSE_ONEDNN_LIB)"
         return
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
@@ -92,14 +122,14 @@ def _load() -> None:
         lib.jaxfuse_onednn_version.restype = ctypes.c_char_p
         lib.jaxfuse_onednn_last_threads.restype = ctypes.c_int
     except (OSError, AttributeError) as e:
-        _state["reason"] = f"the oneDNN extension at {path} could not be loaded: {e}"
+        _state["reason"] = f"the oneDNN kernels at {path} could not be loaded: {e}"
         return
     _state["lib"] = lib
     _state["reason"] = ""
 
 
 def available() -> bool:
-    """Whether the extension is loaded (loading it on the first call)."""
+    """Whether the kernels are loaded (loading, and if need be building, them on the first call)."""
     with _lock:
         if not _state["tried"]:
             _state["tried"] = True
@@ -107,10 +137,30 @@ def available() -> bool:
     return _state["lib"] is not None
 
 
+def enabled() -> bool:
+    """Whether the networks' convolutions run on the kernels: :func:`available` and not
+    switched off by :func:`set_enabled`. Read when a network is traced."""
+    return _state["enabled"] and available()
+
+
+def set_enabled(flag: bool) -> None:
+    """Use the kernels in networks traced from now on (True, the default when they are
+    available) or flax's ``nn.Conv`` (False). Functions already traced keep their choice."""
+    _state["enabled"] = bool(flag)
+
+
 def unavailable_reason() -> str:
     """Why :func:`available` is False ('' when it is True)."""
     available()
     return _state["reason"]
+
+
+def describe() -> str:
+    """Which convolutions the networks traced now use, in words (for summaries and reports)."""
+    if enabled():
+        return f"oneDNN {onednn_version()} kernels (jaxfuse.conv_native) on the CPU backend"
+    why = unavailable_reason() or "switched off (conv_native.set_enabled)"
+    return f"XLA's (lax.conv_general_dilated; {why})"
 
 
 def onednn_version() -> str | None:

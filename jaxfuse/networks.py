@@ -4,22 +4,52 @@ dense encoder, MSDNet's multi-scale encoder, and the shared decoder.
 Used through :mod:`jaxfuse.model`, whose architecture table (``ARCH_SPECS``)
 builds them and whose pure functions (``encode``, ``decode``, ``fuse``) apply
 them; every convolution is built by :func:`_conv` (PyTorch's default
-initialisation, as the authors trained) and every activation takes the
-shape-bucket mask (:func:`_act`).
+initialisation, as the authors trained; flax's ``nn.Conv``, or oneDNN's kernels
+through :mod:`jaxfuse.conv_native` when they are built) and every activation
+takes the shape-bucket mask (:func:`_act`).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfuse import conv_native
+
 SCALE = 4  # Res2Net scale s: groups in the hierarchical block
 MSD_SCALES = 3  # MSDNet's parallel 1×1, 3×3, 5×5 convs, fused scale by scale
 
 
+class NativeConv(nn.Module):
+    """``nn.Conv`` (stride 1, bias) computed by :func:`jaxfuse.conv_native.conv`: oneDNN's kernels
+    on the CPU backend, XLA elsewhere.
+
+    Its parameters are ``nn.Conv``'s: the same names, shapes, initialisers and
+    random streams, so checkpoints and initial values do not depend on which
+    of the two a network was built with.
+    """
+    features: int
+    kernel_size: int
+    padding: str
+    kernel_init: Callable
+    bias_init: Callable
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features),
+                            jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        return conv_native.conv(x, kernel, bias, self.padding)
+
+
 def _conv(in_features: int, features: int, kernel: int, name: str,
-          padding: str = "SAME") -> nn.Conv:
+          padding: str = "SAME") -> nn.Module:
+    """One of the networks' convolutions: :class:`NativeConv` when jaxfuse's oneDNN kernels are
+    built and enabled (:func:`jaxfuse.conv_native.enabled`), else flax's ``nn.Conv``."""
     # PyTorch's default Conv2d initialisation (kaiming-uniform with a = sqrt(5)
     # for the kernel, U(±1/sqrt(fan_in)) for the bias), as the authors trained
     # with it: with raw 0-255 inputs the initial scale matters.
@@ -28,9 +58,11 @@ def _conv(in_features: int, features: int, kernel: int, name: str,
     def bias_init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
+    kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+    if conv_native.enabled():
+        return NativeConv(features, kernel, padding, kernel_init, bias_init, name=name)
     return nn.Conv(features, (kernel, kernel), padding=padding, name=name,
-                   kernel_init=nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-                   bias_init=bias_init)
+                   kernel_init=kernel_init, bias_init=bias_init)
 
 
 def _act(x: jax.Array, mask: jax.Array | None) -> jax.Array:

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from jaxfuse import __version__, checkpoint, io, losses, model, runs, xla
+from jaxfuse import __version__, checkpoint, conv_native, io, losses, model, runs, xla
 from jaxfuse.cli import progress_bar
 from jaxfuse.errors import JaxfuseError
 
@@ -372,6 +372,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         "reconstruction": {"ssim": ssim_val, "psnr_db": psnr, "mse_01": mse},
         "train_seconds": seconds,
         "backend": jax.default_backend(),
+        "convolutions": conv_native.describe(),
         "checkpoint": str(ckdir / str(config.steps)),
     }
     if dataset is not None:

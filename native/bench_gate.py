@@ -23,7 +23,7 @@ import numpy as np
 if "--threads" in sys.argv:  # before jax is imported: XLA's intra-op pool size
     _t = int(sys.argv[sys.argv.index("--threads") + 1])
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count=1"
+                               " --xla_force_host_platform_device_count=1"
                                + (" --xla_cpu_multi_thread_eigen=false" if _t == 1 else ""))
 
 import jax

@@ -6,9 +6,11 @@ the gradients with respect to the input, the kernel and the bias, within
 float32 tolerance (1e-5 of the largest magnitude) of
 ``lax.conv_general_dilated`` and its XLA gradients; odd and rectangular
 sizes, batches, explicit padding, ``jax.vmap`` (folded into the batch, per
-example, batched kernels) and flax's ``nn.Conv``. The tests that need the
-compiled extension skip, saying so, when it is not built
-(``python native/build.py``); the rest check the pure-XLA fallback.
+example, batched kernels) and flax's ``nn.Conv``; the networks wired through
+it (the same initial parameters, a whole train step of each architecture, 4
+devices). The tests that need the kernels skip, saying why, when they are not
+installed (``pip install 'jaxfuse[cpu-kernels]'``); the rest check the
+pure-XLA fallback.
 """
 
 from __future__ import annotations
@@ -306,3 +308,105 @@ def test_rejects_bad_arguments(rng):
 def test_unavailable_reason_is_plain():
     reason = conv_native.unavailable_reason()
     assert (reason == "") == conv_native.available()
+
+
+# ---------------------------------------------------------------------------
+# the networks wired through conv_native (jaxfuse.networks._conv)
+
+def _train_once(arch, images, native):
+    """(initial params, loss, Adam's first moment after one step) on one path."""
+    from jaxfuse import training
+    conv_native.set_enabled(native)
+    try:
+        cfg = training.TrainConfig(arch=arch, size=images.shape[1], steps=1)
+        state = training.init_state(cfg)
+        init = jax.tree_util.tree_map(np.asarray, state["params"])
+        state, terms = training.make_train_step(cfg)(state, images)
+        mu = state["opt"][0].mu
+        return init, float(terms["total"]), jax.tree_util.tree_map(np.asarray, mu)
+    finally:
+        conv_native.set_enabled(True)
+
+
+def _worst_rel(a, b):
+    return max(rel_err(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+@needs_native
+@pytest.mark.parametrize("arch", ["res2netfuse", "densefuse", "msdnet"])
+def test_train_step_equals_the_lax_path(rng, arch):
+    images = rng.uniform(0, 255, (2, 21, 19, 1)).astype(np.float32)  # odd sizes, batch 2
+    init_n, loss_n, mu_n = _train_once(arch, images, True)
+    init_x, loss_x, mu_x = _train_once(arch, images, False)
+    # the same parameters to start from: NativeConv creates nn.Conv's, name for name
+    assert jax.tree_util.tree_structure(init_n) == jax.tree_util.tree_structure(init_x)
+    for a, b in zip(jax.tree_util.tree_leaves(init_n), jax.tree_util.tree_leaves(init_x)):
+        np.testing.assert_array_equal(a, b)
+    assert abs(loss_n - loss_x) <= TOL * abs(loss_x)
+    assert _worst_rel(mu_n, mu_x) <= TOL  # the gradients, leaf by leaf
+    # (the updated weights are not compared: Adam moves each by about lr·sign(g), so an entry
+    # whose gradient is near zero can move either way on either path; the moments carry g)
+
+
+@needs_native
+def test_networks_use_the_kernels_only_when_enabled(rng):
+    from jaxfuse import model
+    p = model.init_params(jax.random.key(0))
+    x = jnp.asarray(rng.uniform(0, 255, (1, 17, 23, 1)), jnp.float32)
+    outs = {}
+    for flag in (True, False):
+        conv_native.set_enabled(flag)
+        try:
+            # a fresh function: jax reuses a traced function's program, whatever the switch
+            fn = jax.jit(lambda p_, x_: model.reconstruct(p_, x_))
+            hlo = fn.lower(p, x).as_text()
+            outs[flag] = np.asarray(fn(p, x))
+        finally:
+            conv_native.set_enabled(True)
+        assert ("jaxfuse_onednn_conv_fwd" in hlo) == flag
+    assert rel_err(outs[True], outs[False]) <= TOL
+
+
+def test_switched_off_networks_are_flax_convs(monkeypatch):
+    """JAXFUSE_NATIVE_CONV=0 or set_enabled(False): flax's nn.Conv, as without the kernels."""
+    from jaxfuse import networks
+    conv_native.set_enabled(False)
+    try:
+        assert type(networks._conv(4, 8, 3, "c")) is nn.Conv
+    finally:
+        conv_native.set_enabled(True)
+    assert type(networks._conv(4, 8, 3, "c")) is (networks.NativeConv if conv_native.available()
+                                                  else nn.Conv)
+
+
+FOUR_DEVICES = """
+import json, jax, numpy as np
+from jaxfuse import conv_native, parallel, training
+assert jax.device_count() == 4 and conv_native.enabled(), conv_native.unavailable_reason()
+cfg = training.TrainConfig(size=20, steps=2)
+images = np.random.default_rng(0).uniform(0, 255, (4, 20, 20, 1)).astype(np.float32)
+step = training.make_train_step(cfg)
+s1, s4 = training.init_state(cfg), training.init_state(cfg)
+sharded = parallel.sharded_train_step(step)
+for _ in range(2):
+    s1, t1 = step(s1, images)
+    s4, t4 = sharded(s4, images)
+mu = [float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(a)).max())
+      for a, b in zip(jax.tree_util.tree_leaves(s1["opt"][0].mu), jax.tree_util.tree_leaves(s4["opt"][0].mu))]
+print("RESULT" + json.dumps({"loss": abs(float(t1["total"]) - float(t4["total"])) / float(t1["total"]),
+                             "mu": max(mu)}))
+"""
+
+
+@needs_native
+def test_sharded_training_on_four_devices_with_the_kernels():
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", FOUR_DEVICES], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert res["loss"] <= TOL and res["mu"] <= 1e-4, res

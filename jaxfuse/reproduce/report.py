@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxfuse import __version__
+from jaxfuse import __version__, conv_native
 
 from .models import ModelSet
 from .paper import BASELINE_KINDS, MAIN_ARCH, STRATEGIES, baseline_strategies, title
@@ -129,7 +129,8 @@ def device() -> str:
     cpu = platform.processor() or platform.machine()
     return (f"{jax.default_backend()} ({kind}, {jax.device_count()} device(s)); host {cpu}, "
             f"{os.cpu_count()} CPU core(s); jax {jax.__version__}, jaxfuse {__version__}, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}; convolutions: {conv_native.describe()} "
+            "(each run's `summary.json` records its own)")
 
 
 def _many_text(r) -> str:
