@@ -45,6 +45,7 @@ in the process before).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -61,7 +62,7 @@ from jax import lax
 
 __all__ = ["DEFAULT_NATIVE_OPS", "OPS", "available", "conv", "describe", "enabled", "last_call_threads",
            "library_path", "native_ops", "onednn_version", "set_enabled", "set_max_threads",
-           "set_native_ops", "unavailable_reason"]
+           "set_native_ops", "unavailable_reason", "xla_convolutions"]
 
 Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]
 
@@ -153,6 +154,17 @@ def unavailable_reason() -> str:
     """Why :func:`available` is False ('' when it is True)."""
     available()
     return _state["reason"]
+
+
+@contextlib.contextmanager
+def xla_convolutions():
+    """Networks traced inside use flax's ``nn.Conv`` (XLA's convolutions), whatever is installed."""
+    before = _state["enabled"]
+    _state["enabled"] = False
+    try:
+        yield
+    finally:
+        _state["enabled"] = before
 
 
 def describe() -> str:

@@ -315,17 +315,16 @@ def test_unavailable_reason_is_plain():
 
 def _train_once(arch, images, native):
     """(initial params, loss, Adam's first moment after one step) on one path."""
+    import contextlib
+
     from jaxfuse import training
-    conv_native.set_enabled(native)
-    try:
+    with contextlib.nullcontext() if native else conv_native.xla_convolutions():
         cfg = training.TrainConfig(arch=arch, size=images.shape[1], steps=1)
         state = training.init_state(cfg)
         init = jax.tree_util.tree_map(np.asarray, state["params"])
         state, terms = training.make_train_step(cfg)(state, images)
         mu = state["opt"][0].mu
         return init, float(terms["total"]), jax.tree_util.tree_map(np.asarray, mu)
-    finally:
-        conv_native.set_enabled(True)
 
 
 def _worst_rel(a, b):
@@ -370,11 +369,8 @@ def test_networks_use_the_kernels_only_when_enabled(rng):
 def test_switched_off_networks_are_flax_convs(monkeypatch):
     """JAXFUSE_NATIVE_CONV=0 or set_enabled(False): flax's nn.Conv, as without the kernels."""
     from jaxfuse import networks
-    conv_native.set_enabled(False)
-    try:
+    with conv_native.xla_convolutions():
         assert type(networks._conv(4, 8, 3, "c")) is nn.Conv
-    finally:
-        conv_native.set_enabled(True)
     assert type(networks._conv(4, 8, 3, "c")) is (networks.NativeConv if conv_native.available()
                                                   else nn.Conv)
 
@@ -410,3 +406,51 @@ def test_sharded_training_on_four_devices_with_the_kernels():
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.split("RESULT", 1)[1])
     assert res["loss"] <= TOL and res["mu"] <= 1e-4, res
+
+
+# ---------------------------------------------------------------------------
+# building the kernels (jaxfuse.conv_build)
+
+def test_build_errors_are_one_line(tmp_path, monkeypatch):
+    from jaxfuse import conv_build
+    with pytest.raises(conv_build.BuildError, match=r"no C\+\+ compiler 'no-such-c\+\+'"):
+        conv_build.build(tmp_path / "x.so", cxx="no-such-c++")
+    monkeypatch.setenv("DNNL_ROOT", str(tmp_path))
+    with pytest.raises(conv_build.BuildError, match="no oneDNN under") as e:
+        conv_build.find_dnnl()
+    assert "\n" not in str(e.value)
+
+
+FIRST_USE = """
+import warnings, jax
+from jaxfuse import conv_native, networks
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    ok = conv_native.available()
+print("RESULT", ok, type(networks._conv(4, 8, 3, "c")).__name__, conv_native.library_path().is_file(),
+      "|".join(str(x.message) for x in w))
+"""
+
+
+@pytest.mark.skipif(not __import__("jaxfuse.conv_build").conv_build.dnnl_installed(),
+                    reason="oneDNN is not installed (pip install 'jaxfuse[cpu-kernels]')")
+@pytest.mark.parametrize("cxx", ["g++", "no-such-c++"])
+def test_first_use_builds_or_falls_back(tmp_path, cxx):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    if cxx == "g++" and shutil.which("g++") is None:
+        pytest.skip("no g++ here")
+    env = dict(os.environ, JAXFUSE_KERNEL_CACHE=str(tmp_path / "cache"), CXX=cxx)
+    env.pop("JAXFUSE_ONEDNN_LIB", None)
+    r = subprocess.run([sys.executable, "-c", FIRST_USE], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _, ok, conv, built, warned = r.stdout.split("RESULT", 1)[1].split(" ", 4)
+    if cxx == "g++":  # built once into the fresh cache, saying so, then used
+        assert (ok, conv, built) == ("True", "NativeConv", "True")
+        assert "building the oneDNN convolution kernels" in r.stderr
+    else:  # no compiler: one warning, and the networks keep flax's convolutions
+        assert (ok, conv, built) == ("False", "Conv", "False")
+        assert "no C++ compiler 'no-such-c++'" in warned and "use XLA" in warned

@@ -100,6 +100,10 @@ def train(steps: dict, cfg, peak: float) -> None:
               f"= {fmt_s(t.compile_s)}")
         print(f"JAX {t.steps} steps : {fmt_s(t.projected_s)} projected "
               f"({t.steps} × median step + compile; checkpoints and plots not included)")
+        print(f"convolutions   : {t.convolutions}")
+        if t.xla_s is not None:
+            print(f"JAX, XLA convs : {spread(t.xla_times_s)}; the oneDNN step is "
+                  f"{t.xla_s / t.s:.2f}× faster; {t.steps} steps {fmt_s(t.steps * t.xla_s)}")
         if not cfg.use_torch:
             continue
         for fmt, tt in t.torch.items():
@@ -110,6 +114,9 @@ def train(steps: dict, cfg, peak: float) -> None:
         parts = [f"/ PyTorch {fmt.replace('_', '-')} = {t.ratio[fmt]:.2f} (best runs {t.ratio_best[fmt]:.2f})"
                  for fmt in t.torch]
         print(f"ratio          : JAX {', '.join(parts)}")
+        if t.xla_ratio:
+            print("ratio, XLA     : JAX with XLA's convolutions " + ", ".join(
+                f"/ PyTorch {fmt.replace('_', '-')} = {r:.2f}" for fmt, r in t.xla_ratio.items()))
     if cfg.use_torch:
         print("PyTorch losses : SSIM = 11-tap σ 1.5 separable Gaussian SSIM on the 0–1 scale "
               "(dm-pix's definition) + 0–1 MSE; MS-SSIM = the authors' formula (SPEC), separable "

@@ -46,6 +46,9 @@ def _jax(R: Results) -> dict:
                   f"train_{kind}_2000_steps_s": t.projected_s, f"train_{kind}_times_s": t.times_s})
         if t.torch:
             J[f"train_{kind}_first_loss"] = t.first_loss
+        J[f"train_{kind}_convolutions"] = t.convolutions
+        if t.xla_s is not None:
+            J.update({f"train_{kind}_xla_convs_s": t.xla_s, f"train_{kind}_xla_convs_times_s": t.xla_times_s})
     return J
 
 
@@ -77,6 +80,8 @@ def ratios(R: Results) -> dict:
         for fmt in t.ratio:
             r[f"train_{kind}_vs_{fmt}"] = t.ratio[fmt]
             r[f"train_{kind}_vs_{fmt}_best"] = t.ratio_best[fmt]
+        for fmt, x in t.xla_ratio.items():
+            r[f"train_{kind}_xla_convs_vs_{fmt}"] = x
     F = R.folder
     if getattr(F, "best", None) is not None and F.ratio("channels_last") is not None:
         r["tno_vs_channels_last"] = F.ratio("channels_last")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+from jaxfuse import conv_native
 from jaxfuse.bench.config import LOSSES, BenchConfig
 from jaxfuse.bench.stages.pair import TorchTiming
 from jaxfuse.bench.util import interleaved, med, timed, xla_cost_flops
@@ -28,6 +29,10 @@ class TrainTiming:
     torch_first_loss: float | None = None                       # channels-last, same weights
     ratio: dict = dataclasses.field(default_factory=dict)       # fmt → JAX / PyTorch, medians
     ratio_best: dict = dataclasses.field(default_factory=dict)  # fmt → the same, minima
+    convolutions: str = ""                                      # conv_native.describe()
+    xla_s: float | None = None        # with the oneDNN kernels on: the XLA-convolution step's median
+    xla_times_s: list = dataclasses.field(default_factory=list)
+    xla_ratio: dict = dataclasses.field(default_factory=dict)   # fmt → XLA-path step / PyTorch
 
     @property
     def compile_s(self) -> float:
@@ -40,6 +45,23 @@ class TrainTiming:
 
     def torch_projected_s(self, fmt: str) -> float:
         return self.steps * self.torch[fmt].s
+
+
+def _xla_step(tcfg, params, img):
+    """One call of the train step traced with flax's nn.Conv (XLA's convolutions), compiled."""
+    import jax
+
+    from jaxfuse import training
+    with conv_native.xla_convolutions():
+        params = jax.tree_util.tree_map(lambda x: x + 0, params)
+        holder = {"state": {"params": params, "opt": training.make_optimizer(tcfg.lr).init(params),
+                            "step": jax.numpy.zeros((), jax.numpy.int32)}}
+        compiled = training.make_train_step(tcfg).lower(holder["state"], img).compile()
+
+    def step():
+        holder["state"], terms = compiled(holder["state"], img)
+        float(terms["total"])
+    return step
 
 
 def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES) -> dict:
@@ -74,6 +96,8 @@ def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES) -> dict:
                     first_loss.append(total)
 
             fns = {"jax": jstep}
+            if conv_native.enabled():  # the same step with XLA's convolutions, interleaved
+                fns["jax_xla"] = _xla_step(tcfg, model.params, img)
             tl = {}
             if torch_side is not None:
                 for fmt in cfg.fmts:
@@ -83,13 +107,17 @@ def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES) -> dict:
         res = TrainTiming(loss=kind, size=cfg.train_size, steps=cfg.train_steps, flops=flops, s=m["jax"],
                           trace_lower_s=t_lower, xla_compile_s=t_compile, gflops=flops / m["jax"] / 1e9,
                           xla_cost_analysis_gflop=xla_flops / 1e9, times_s=t["jax"],
-                          first_loss=first_loss[0])
+                          first_loss=first_loss[0], convolutions=conv_native.describe())
+        if "jax_xla" in m:
+            res.xla_s, res.xla_times_s = m["jax_xla"], t["jax_xla"]
         if torch_side is not None:
             for fmt in cfg.fmts:
                 tm = m[f"torch_{fmt}"]
                 res.torch[fmt] = TorchTiming(s=tm, gflops=flops / tm / 1e9, times_s=t[f"torch_{fmt}"])
                 res.ratio[fmt] = m["jax"] / tm
                 res.ratio_best[fmt] = min(t["jax"]) / min(t[f"torch_{fmt}"])
+                if res.xla_s is not None:
+                    res.xla_ratio[fmt] = res.xla_s / tm
             res.torch_first_loss = tl["channels_last"][0]
         out[kind] = res
     return out
