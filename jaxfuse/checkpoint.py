@@ -22,9 +22,12 @@ step folder, or a PyTorch ``state_dict`` file of the authors' code (``.model``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +83,34 @@ def save(mngr, step: int, params, meta: dict, opt: Any = None) -> None:
     items = {"params": ocp.args.StandardSave(params), "meta": ocp.args.JsonSave(meta)}
     if opt is not None:
         items["opt"] = ocp.args.StandardSave(opt)
-    mngr.save(int(step), args=ocp.args.Composite(**items), force=True)
-    mngr.wait_until_finished()
+    with _interrupt_after():
+        mngr.save(int(step), args=ocp.args.Composite(**items), force=True)
+        mngr.wait_until_finished()
+
+
+@contextlib.contextmanager
+def _interrupt_after():
+    """Ctrl-C (SIGINT) during a save takes effect when the save is done.
+
+    A KeyboardInterrupt raised inside Orbax's save (its threads and event loops) can
+    leave the process hung; deferred, the step being written is kept and the
+    interrupt arrives at the training loop right after it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    if not callable(before):  # SIG_IGN / SIG_DFL: nothing to defer
+        yield
+        return
+    pending = []
+    signal.signal(signal.SIGINT, lambda sig, frame: pending.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        if pending:
+            before(signal.SIGINT, pending[-1])
 
 
 def _one_copy(tree):

@@ -15,6 +15,8 @@ pure-XLA fallback.
 
 from __future__ import annotations
 
+import contextlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -315,8 +317,6 @@ def test_unavailable_reason_is_plain():
 
 def _train_once(arch, images, native):
     """(initial params, loss, Adam's first moment after one step) on one path."""
-    import contextlib
-
     from jaxfuse import training
     with contextlib.nullcontext() if native else conv_native.xla_convolutions():
         cfg = training.TrainConfig(arch=arch, size=images.shape[1], steps=1)
@@ -454,3 +454,56 @@ def test_first_use_builds_or_falls_back(tmp_path, cxx):
     else:  # no compiler: one warning, and the networks keep flax's convolutions
         assert (ok, conv, built) == ("False", "Conv", "False")
         assert "no C++ compiler 'no-such-c++'" in warned and "use XLA" in warned
+
+
+@needs_native
+def test_fusiongan_generator_equals_the_lax_path(rng):
+    """FusionGAN's generator (stride-1 SNConvs) on the kernels; its discriminator stays on XLA.
+
+    Compared: the generator's output and the gradient of its content loss, each leaf
+    against XLA's path within 1e-4, or, for leaves that XLA's path itself cannot
+    pin down that well, within 10x of how far they move on XLA's path when the input
+    changes by 1e-6 (at initialisation the gradients of the first two layers and of
+    the conv biases before batch norm move by 20-200 % then, measured). Not a whole
+    step: the adversarial game at initialisation is chaotic in the same way.
+    """
+    from jaxfuse import fusiongan
+    from jaxfuse.fusiongan import networks as gan_nets
+    patch = gan_nets.MIN_PATCH + 2
+    # patches on the networks' scale, [-1, 1] (fusiongan.normalize)
+    ir = rng.uniform(-1, 1, (2, patch, patch, 1)).astype(np.float32)
+    vis = rng.uniform(-1, 1, (2, patch, patch, 1)).astype(np.float32)
+    pad = gan_nets.PAD
+    cfg = fusiongan.GANConfig(pairs_dataset="unused", patch=patch, batch=2, steps=1)
+
+    def run(native, eps=0.0):
+        with contextlib.nullcontext() if native else conv_native.xla_convolutions():
+            state = fusiongan.init_state(cfg)
+            x = np.concatenate([ir * (1 + eps), vis], axis=-1)
+
+            def content(g):
+                out, _ = gan_nets.Generator().apply({"params": g, "batch_stats": state["g_stats"]},
+                                                    x, mode="train", mutable=["batch_stats"])
+                crop = lambda a: a[:, pad:-pad, pad:-pad]  # noqa: E731
+                return jnp.mean(fusiongan.content_loss(out, crop(ir), crop(vis))), out
+
+            fn = jax.jit(jax.value_and_grad(content, has_aux=True))
+            assert ("jaxfuse_onednn_conv" in fn.lower(state["g"]).as_text()) == native
+            (loss, out), grads = fn(state["g"])
+            if eps == 0.0:  # the whole step traces on the kernels too (uncached: make_train_step
+                # keeps one traced step per (lr, d_steps) and process)
+                step = fusiongan.make_train_step.__wrapped__(cfg.lr, cfg.d_steps)
+                hlo = jax.jit(step).lower(state, ir, vis, jax.random.key(0)).as_text()
+                assert ("jaxfuse_onednn_conv" in hlo) == native
+            return float(loss), np.asarray(out), jax.tree_util.tree_leaves_with_path(grads)
+
+    (ln, on, gn), (lx, ox, gx), (_, _, gp) = run(True), run(False), run(False, 1e-6)
+    assert abs(ln - lx) <= TOL * abs(lx) and rel_err(on, ox) <= TOL
+    bad, firm = [], 0
+    for (key, a), (_, b), (_, c) in zip(gn, gx, gp):
+        own = rel_err(c, b)  # XLA's path against itself, input moved by 1e-6
+        firm += own < 1e-4
+        if rel_err(a, b) > max(1e-4, 10 * own):
+            bad.append((jax.tree_util.keystr(key), rel_err(a, b), own))
+    assert not bad, bad
+    assert firm >= 8  # conv3-5 kernels, conv5 bias, bn3 and bn4 held to 1e-4

@@ -221,3 +221,26 @@ def test_resume_with_a_leftover_partial_checkpoint(tmp_path, uninterrupted):
     params_b, _, meta_b, _ = _final(w)
     _assert_trees_equal(params_a, params_b)
     assert meta_a["history"] == meta_b["history"]
+
+
+def test_ctrl_c_during_a_save_arrives_after_it(tmp_path):
+    """SIGINT while Orbax writes a step: the step is finished, then KeyboardInterrupt."""
+    from jaxfuse import model
+
+    class Manager:  # records what the save did; the signal arrives in the middle of it
+        done = []
+
+        def save(self, step, args, force):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now
+            self.done.append(("save", step))
+
+        def wait_until_finished(self):
+            self.done.append(("finished",))
+
+    mngr = Manager()
+    params = model.init_params(jax.random.key(0))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(mngr, 3, params, {"step": 3})
+    assert mngr.done == [("save", 3), ("finished",)]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxfuse import model
+from jaxfuse import conv_native, model
 from jaxfuse.errors import JaxfuseError
 
 PATCH = 132  # the training patches' side (the authors' image_size)
@@ -110,7 +110,11 @@ def _kernel(module: nn.Module, shape, how: str, n_power: int, update: bool) -> j
 
 
 class SNConv(nn.Module):
-    """A VALID convolution with bias whose kernel is spectrally normalised (:func:`_kernel`)."""
+    """A VALID convolution with bias whose kernel is spectrally normalised (:func:`_kernel`).
+
+    At stride 1 (the generator) on :func:`jaxfuse.conv_native.conv` when oneDNN's kernels
+    are installed; the discriminator's stride-2 layers on XLA's.
+    """
     features: int
     kernel_size: int
     stride: int = 1
@@ -123,6 +127,8 @@ class SNConv(nn.Module):
         if self.is_initializing():  # shapes only: init compiles no convolution (see _shaped)
             return _shaped(x, ((x.shape[1] - k) // self.stride + 1,
                                (x.shape[2] - k) // self.stride + 1, self.features))
+        if self.stride == 1 and conv_native.enabled():  # the generator: oneDNN's kernels
+            return conv_native.conv(x, kernel, bias, "VALID")
         y = lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias
