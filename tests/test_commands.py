@@ -318,8 +318,11 @@ def test_sigint_during_training_says_what_happened(tmp_path):
     w = tmp_path / "w"
     cmd = [sys.executable, str(REPO / "train.py"), "--workdir", str(w), "--size", "16",
            "--steps", "100000", "--checkpoint-every", "7", "--no-progress"]
+    # SIGINT as a terminal delivers it, even when the tests run in the background (where
+    # the shell starts them with SIGINT ignored, and the child would inherit that)
     proc = subprocess.Popen(cmd, cwd=REPO, env=SCRIPT_ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.monotonic()
     while not _steps(w):
         if proc.poll() is not None or time.monotonic() - t0 > 240:
