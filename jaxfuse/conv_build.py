@@ -1,4 +1,7 @@
-"""Build jaxfuse's oneDNN convolution kernels (:mod:`jaxfuse.conv_native`) with this machine's compiler.
+"""jaxfuse's oneDNN convolution kernels as a library: found, built with this machine's compiler, loaded.
+
+:mod:`jaxfuse.conv_native` calls them (and names :func:`available` and the
+other queries of this module as its own).
 
     pip install 'jaxfuse[cpu-kernels]'     # oneDNN 3.2, CPU only, GNU OpenMP (onednn-cpu-gomp)
     python -m jaxfuse.conv_build           # optional: jaxfuse builds them on first use anyway
@@ -25,17 +28,21 @@ The build takes about 10 s.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import hashlib
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
+import warnings
 from importlib import metadata
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent / "native" / "onednn_conv.cc"
 LIB_NAME = "libjaxfuse_onednn.so"
+OPS = ("fwd", "bwd_data", "bwd_weights")  # the library's FFI targets jaxfuse_onednn_conv_<op>
 WHEELS = ("onednn-cpu-gomp==2023.2.0", "onednn-devel-cpu-gomp==2023.2.0")  # the cpu-kernels extra
 
 
@@ -143,6 +150,87 @@ def build(out: Path | None = None, dnnl_root: str | None = None, cxx: str | None
         raise BuildError(f"{cxx} failed to build {SOURCE.name}: {last}")
     tmp.replace(out)  # atomically: a process that has the old one loaded keeps it
     return out
+
+
+# ---------------------------------------------------------------------------
+# finding, building (on first use) and loading the library
+
+_lock = threading.Lock()
+_lib: dict = {"tried": False, "lib": None, "reason": "not loaded yet"}
+
+
+def library_path() -> Path | None:
+    """The compiled kernels' file: ``$JAXFUSE_ONEDNN_LIB``, else the build cache's file for this
+    source, jaxlib and oneDNN (:func:`jaxfuse.default_output`); None when no oneDNN is
+    installed to build against."""
+    env = os.environ.get("JAXFUSE_ONEDNN_LIB")
+    if env:
+        return Path(env)
+    if not dnnl_installed():
+        return None
+    return default_output()
+
+
+def _load() -> None:
+    if os.environ.get("JAXFUSE_NATIVE_CONV", "1") == "0":
+        _lib["reason"] = "switched off by JAXFUSE_NATIVE_CONV=0"
+        return
+    try:
+        path = library_path()
+        if path is None:
+            _lib["reason"] = ("the oneDNN kernels are not installed (pip install "
+                                "'jaxfuse[cpu-kernels]')")
+            return
+        if not path.is_file() and not os.environ.get("JAXFUSE_ONEDNN_LIB"):
+            print("jaxfuse: building the oneDNN convolution kernels (once per environment, "
+                  "about 10 s)", file=sys.stderr, flush=True)
+            build(path)
+    except BuildError as e:
+        _lib["reason"] = f"the oneDNN kernels could not be built: {e}"
+        warnings.warn(f"jaxfuse: {_lib['reason']}; convolutions use XLA", stacklevel=3)
+        return
+    if not path.is_file():
+        _lib["reason"] = f"the oneDNN kernels are not at {path} ($JAXFUSE_ONEDNN_LIB)"
+        return
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import jax
+    try:
+        lib = ctypes.CDLL(str(path))
+        for name in OPS:
+            sym = f"jaxfuse_onednn_conv_{name}"
+            jax.ffi.register_ffi_target(sym, jax.ffi.pycapsule(getattr(lib, sym)), platform="cpu")
+        lib.jaxfuse_onednn_version.restype = ctypes.c_char_p
+        lib.jaxfuse_onednn_last_threads.restype = ctypes.c_int
+    except (OSError, AttributeError) as e:
+        _lib["reason"] = f"the oneDNN kernels at {path} could not be loaded: {e}"
+        return
+    _lib["lib"] = lib
+    _lib["reason"] = ""
+
+
+def available() -> bool:
+    """Whether the kernels are loaded (loading, and if need be building, them on the first call)."""
+    with _lock:
+        if not _lib["tried"]:
+            _lib["tried"] = True
+            _load()
+    return _lib["lib"] is not None
+
+
+def unavailable_reason() -> str:
+    """Why :func:`available` is False ('' when it is True)."""
+    available()
+    return _lib["reason"]
+
+
+def onednn_version() -> str | None:
+    """The loaded oneDNN's version, ``"major.minor.patch"``, or None."""
+    return _lib["lib"].jaxfuse_onednn_version().decode() if available() else None
+
+
+def last_call_threads() -> int:
+    """The OpenMP thread count the most recent native call ran with (0: none yet)."""
+    return int(_lib["lib"].jaxfuse_onednn_last_threads()) if available() else 0
 
 
 def main(argv=None) -> int:

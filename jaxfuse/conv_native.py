@@ -46,19 +46,18 @@ in the process before).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import os
-import sys
-import threading
-import warnings
-from pathlib import Path
 from typing import Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+# the kernels' library (found, built, loaded): conv_build; named here, as this module's API
+from jaxfuse import conv_build
+from jaxfuse.conv_build import (  # noqa: F401
+    available, last_call_threads, library_path, onednn_version, unavailable_reason)
 
 __all__ = ["DEFAULT_NATIVE_OPS", "OPS", "available", "conv", "describe", "enabled", "last_call_threads",
            "library_path", "native_ops", "onednn_version", "set_enabled", "set_max_threads",
@@ -67,75 +66,14 @@ __all__ = ["DEFAULT_NATIVE_OPS", "OPS", "available", "conv", "describe", "enable
 Padding = Union[str, int, Sequence[Union[int, Sequence[int]]]]
 
 _DN = ("NHWC", "HWIO", "NHWC")
-OPS = ("fwd", "bwd_data", "bwd_weights")
+OPS = conv_build.OPS
 # Which directions run on oneDNN by default: all three. Against XLA with the
 # options jaxfuse compiles with (jaxfuse.xla), oneDNN's forward and input
 # gradient are 1.1-3.6x faster on the networks' layers and its weight
 # gradient 3-13x (native/bench_layers.py); :func:`set_native_ops` narrows it.
 DEFAULT_NATIVE_OPS = OPS
 
-_lock = threading.Lock()
-_state: dict = {"tried": False, "lib": None, "reason": "not loaded yet", "max_threads": 0,
-                "native_ops": DEFAULT_NATIVE_OPS, "enabled": True}
-
-
-def library_path() -> Path | None:
-    """The compiled kernels' file: ``$JAXFUSE_ONEDNN_LIB``, else the build cache's file for this
-    source, jaxlib and oneDNN (:func:`jaxfuse.conv_build.default_output`); None when no oneDNN is
-    installed to build against."""
-    env = os.environ.get("JAXFUSE_ONEDNN_LIB")
-    if env:
-        return Path(env)
-    from jaxfuse import conv_build
-    if not conv_build.dnnl_installed():
-        return None
-    return conv_build.default_output()
-
-
-def _load() -> None:
-    from jaxfuse import conv_build
-    if os.environ.get("JAXFUSE_NATIVE_CONV", "1") == "0":
-        _state["reason"] = "switched off by JAXFUSE_NATIVE_CONV=0"
-        return
-    try:
-        path = library_path()
-        if path is None:
-            _state["reason"] = ("the oneDNN kernels are not installed (pip install "
-                                "'jaxfuse[cpu-kernels]')")
-            return
-        if not path.is_file() and not os.environ.get("JAXFUSE_ONEDNN_LIB"):
-            print("jaxfuse: building the oneDNN convolution kernels (once per environment, "
-                  "about 10 s)", file=sys.stderr, flush=True)
-            conv_build.build(path)
-    except conv_build.BuildError as e:
-        _state["reason"] = f"the oneDNN kernels could not be built: {e}"
-        warnings.warn(f"jaxfuse: {_state['reason']}; convolutions use XLA", stacklevel=3)
-        return
-    if not path.is_file():
-        _state["reason"] = f"the oneDNN kernels are not at {path} ($JAXFUSE_ONEDNN_LIB)"
-        return
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        lib = ctypes.CDLL(str(path))
-        for name in OPS:
-            sym = f"jaxfuse_onednn_conv_{name}"
-            jax.ffi.register_ffi_target(sym, jax.ffi.pycapsule(getattr(lib, sym)), platform="cpu")
-        lib.jaxfuse_onednn_version.restype = ctypes.c_char_p
-        lib.jaxfuse_onednn_last_threads.restype = ctypes.c_int
-    except (OSError, AttributeError) as e:
-        _state["reason"] = f"the oneDNN kernels at {path} could not be loaded: {e}"
-        return
-    _state["lib"] = lib
-    _state["reason"] = ""
-
-
-def available() -> bool:
-    """Whether the kernels are loaded (loading, and if need be building, them on the first call)."""
-    with _lock:
-        if not _state["tried"]:
-            _state["tried"] = True
-            _load()
-    return _state["lib"] is not None
+_state: dict = {"max_threads": 0, "native_ops": DEFAULT_NATIVE_OPS, "enabled": True}
 
 
 def enabled() -> bool:
@@ -148,12 +86,6 @@ def set_enabled(flag: bool) -> None:
     """Use the kernels in networks traced from now on (True, the default when they are
     available) or flax's ``nn.Conv`` (False). Functions already traced keep their choice."""
     _state["enabled"] = bool(flag)
-
-
-def unavailable_reason() -> str:
-    """Why :func:`available` is False ('' when it is True)."""
-    available()
-    return _state["reason"]
 
 
 @contextlib.contextmanager
@@ -173,16 +105,6 @@ def describe() -> str:
         return f"oneDNN {onednn_version()} kernels (jaxfuse.conv_native) on the CPU backend"
     why = unavailable_reason() or "switched off (conv_native.set_enabled)"
     return f"XLA's (lax.conv_general_dilated; {why})"
-
-
-def onednn_version() -> str | None:
-    """The loaded oneDNN's version, ``"major.minor.patch"``, or None."""
-    return _state["lib"].jaxfuse_onednn_version().decode() if available() else None
-
-
-def last_call_threads() -> int:
-    """The OpenMP thread count the most recent native call ran with (0: none yet)."""
-    return int(_state["lib"].jaxfuse_onednn_last_threads()) if available() else 0
 
 
 def set_max_threads(n: int) -> None:

@@ -120,8 +120,11 @@ def saved_after_interrupt(mngr, ckdir: Path, saved: int | None) -> int | None:
     return saved
 
 
-def interrupted(history: dict, saved: int | None, workdir: Path, panels) -> Interrupted:
-    """Writes the interrupted run's loss curves; the error that says what a resume redoes."""
+def interrupted(mngr, ckdir: Path, saved: int | None, history: dict, workdir: Path,
+                panels) -> Interrupted:
+    """After Ctrl-C: writes the run's loss curves; the error that says what a resume redoes
+    (``saved``: the latest step this run saved, or None; the disk has the last word)."""
+    saved = saved_after_interrupt(mngr, ckdir, saved)
     done = len(history["total"])
     if done:
         plot_curves(history, workdir / "loss_curves.png", panels)

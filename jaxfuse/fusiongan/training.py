@@ -256,8 +256,7 @@ def train_and_evaluate(config: GANConfig, workdir, *, resume: bool = False,
                     saved = step
     except KeyboardInterrupt:
         bar.close()
-        saved = runs.saved_after_interrupt(mngr, ckdir, saved)
-        raise runs.interrupted(history, saved, workdir, PANELS) from None
+        raise runs.interrupted(mngr, ckdir, saved, history, workdir, PANELS) from None
     finally:
         bar.close()
     seconds = elapsed_before + time.perf_counter() - t0
