@@ -62,6 +62,8 @@ def test_wheel_carries_every_package_and_module(wheel):
                       for p in (REPO / "jaxfuse").rglob("*.py")
                       if "__pycache__" not in p.parts and p.relative_to(REPO).as_posix() not in names})
     assert not missing, f"packages missing from [tool.setuptools] packages in pyproject.toml: {missing}"
+    # the kernels' source, built on first use from the installed package
+    assert "jaxfuse/native/onednn_conv.cc" in names
     assert not any(n.startswith(("tests/", "checkpoints/", "train.py", "fuse.py")) for n in names)
 
 

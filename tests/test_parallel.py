@@ -63,8 +63,11 @@ def test_sharded_fusion_and_training_match_single_device():
     assert res["loss"] < 1e-5
     # The gradients themselves: Adam's moments after three steps, per leaf relative to its
     # largest entry. A sharded step that summed instead of averaged, or dropped a device's
-    # part of the batch, is off here by a factor, not by rounding.
-    assert res["mu"] < 1e-4 and res["nu"] < 1e-4, res
+    # part of the batch, is off here by a factor (0.25 to 3), not by rounding. Rounding alone
+    # depends on the CPU's kernels: a bias gradient is a sum over every pixel that nearly
+    # cancels, so the order of the cross-device sum shows. Measured: 2e-6 on one machine,
+    # 1.2e-4 on another (worst leaf, a bias's nu).
+    assert res["mu"] < 1e-3 and res["nu"] < 1e-3, res
     # Adam divides each update by the gradient's running size, so an entry whose gradient is
     # near zero (and whose sign then depends on the order of the cross-device sum) can move
     # by a good part of one step, lr, in either run. Measured: up to 0.04·lr after 3 steps.
