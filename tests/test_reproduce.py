@@ -22,7 +22,7 @@ from jaxfuse.errors import JaxfuseError
 from jaxfuse.reproduce import CALIBRATION, PAPER_BASELINES, PAPER_METRIC_ORDER, PAPER_SINGLE, fmt
 
 OUTPUTS = ("report.md", "table4.csv", "table2.csv", "table3.csv", "seeds.csv", "per_pair.csv",
-           "per_image.csv", "montage.png")
+           "per_image.csv", "montage.png", "many_loss_curves.png")
 
 
 # CPU and a compile cache shared by the scripts the tests run, where conftest offers one.
@@ -78,6 +78,7 @@ def check_outputs(out, stdout, baselines=reproduce.BASELINES):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "python -m jaxfuse.reproduce --quick" in report and "## Timing and device" in report
+    assert "Loss curves of the many-image model: `many_loss_curves.png`." in report
     md = assert_tables_match_csvs(out, report)
     assert {"table4", "table2", "table3", "seeds"} <= set(md)
     # The printed Table IV holds the paper's Res2NetFuse rows, in the paper's metric order.

@@ -12,6 +12,7 @@ def markdown(R) -> str:
     peak = R.peak
     flops = R.model.flops
     la = env.loadavg_start[0]
+    conv = R.train["ssim"].convolutions if R.train.get("ssim") else ""
     lines = [
         "### Performance (`python -m jaxfuse.bench" + (" --quick" if cfg.quick else "") + "`)",
         "",
@@ -19,7 +20,8 @@ def markdown(R) -> str:
         + (f", PyTorch {env.torch} CPU fp32 with {env.torch_threads} threads" if t else "")
         + f"; load average {la:.1f} at the start"
         + (" (busy machine: absolute times inflated, JAX and PyTorch interleaved)"
-           if is_busy(la, cfg.cores) else "") + ".",
+           if is_busy(la, cfg.cores) else "") + "."
+        + (f" Convolutions: {conv}." if conv else ""),
         "",
         "| | jaxfuse (JAX) | PyTorch channels-last | PyTorch NCHW | JAX / PyTorch CL |",
         "|---|---|---|---|---|",
@@ -56,6 +58,9 @@ def markdown(R) -> str:
         row(f"train step {TRAIN_SIZE}×{TRAIN_SIZE}, {label} loss", fmt_ms(tr and tr.s),
             *(fmt_ms(torch_s(tr.torch, f) if tr else None) for f in ("channels_last", "nchw")),
             f"{tr.ratio['channels_last']:.2f}×" if tr and "channels_last" in tr.ratio else "")
+        if tr and tr.xla_s is not None:
+            row("  the same step with XLA's convolutions", fmt_ms(tr.xla_s), "—", "—",
+                f"{tr.xla_ratio['channels_last']:.2f}×" if "channels_last" in tr.xla_ratio else "")
     ssim = R.train.get("ssim")
     row(f"{ssim.steps if ssim else cfg.train_steps} training steps (SSIM), projected (JAX: + compile)",
         fmt_s(ssim and ssim.projected_s),
@@ -82,8 +87,10 @@ def markdown(R) -> str:
     K = R.kernels.cases if R.kernels is not None else {}
     if K:
         lines += ["", "The 3×3 64→64 convolution alone (JAX / PyTorch channels-last time): "
-                  + "; ".join(f"{c.replace('_', ' ')} {v.hw[0]}×{v.hw[1]} {v.ratio:.2f}× "
+                  + "; ".join(f"{c.replace('_', ' ')} {v.hw[0]}×{v.hw[1]} XLA {v.ratio:.2f}× "
                               f"({v.jax_gflops:.0f} vs {v.torch_gflops:.0f} GFLOP/s)"
+                              + (f", jaxfuse's oneDNN call {v.native_ratio:.2f}× ({v.native_gflops:.0f} GFLOP/s)"
+                                 if v.native_s is not None else "")
                               for c, v in K.items()) + "."]
     lines += ["", "Times are medians of interleaved runs (whole processes: best of the rounds); "
               "“best runs” compares the fastest run of each side."]

@@ -129,11 +129,15 @@ def kernels(k, peak: float) -> None:
     if k.skipped:
         print(f"skipped: {k.skipped}")
         return
-    print(f"{'case':<26}{'JAX':>22}{'PyTorch channels-last':>26}{'JAX / PyTorch':>15}")
+    native = any(c.native_s is not None for c in k.cases.values())
+    print(f"{'case':<26}{'JAX, XLA conv':>22}{'PyTorch channels-last':>26}{'XLA / PyTorch':>15}"
+          + (f"{'JAX, oneDNN call':>24}{'oneDNN / PyTorch':>18}" if native else ""))
     for c in k.cases.values():
         label = f"{c.case.replace('_', ' ')} {c.hw[0]}×{c.hw[1]}"
         print(f"{label:<26}{fmt_ms(c.jax_s):>11} {c.jax_gflops:>4.0f} GFLOP/s{fmt_ms(c.torch_channels_last_s):>13} "
-              f"{c.torch_gflops:>4.0f} GFLOP/s{c.ratio:>12.2f}×")
+              f"{c.torch_gflops:>4.0f} GFLOP/s{c.ratio:>14.2f}×"
+              + (f"{fmt_ms(c.native_s):>13} {c.native_gflops:>4.0f} GFLOP/s{c.native_ratio:>17.2f}×"
+                 if c.native_s is not None else ""))
     print(f"(XLA options: {k.xla_options}; matmul peak {peak:.0f} GFLOP/s)")
 
 

@@ -125,7 +125,8 @@ def to_json(R: Results) -> dict:
                      "train_gflop_256": M.flops.train(TRAIN_SIZE, TRAIN_SIZE) / 1e9}}
     if R.kernels is not None and not R.kernels.skipped:
         out["kernels"] = {c: {"hw": list(k.hw), "jax_s": k.jax_s, "torch_channels_last_s": k.torch_channels_last_s,
-                              "ratio": k.ratio, "jax_gflops": k.jax_gflops, "torch_gflops": k.torch_gflops}
+                              "ratio": k.ratio, "jax_gflops": k.jax_gflops, "torch_gflops": k.torch_gflops,
+                              "native_s": k.native_s, "native_ratio": k.native_ratio}
                           for c, k in R.kernels.cases.items()}
     out["tno"] = _folder(R.folder)
     out["large"] = _tiled(R.tiled)

@@ -24,7 +24,8 @@
    values, the seed and training-image studies, per-pair and per-image tables.
 6. :func:`~.report.write_outputs` and :func:`~.report.write_report`: one CSV
    per table, ``montage.png`` (infrared | visible | the comparison networks |
-   Res2NetFuse l1 | mean, as the paper's Figs. 7–9) and ``report.md``
+   Res2NetFuse l1 | mean, as the paper's Figs. 7–9), the many-image model's
+   loss curves (``many_loss_curves.png``, :func:`~.report.many_curve`) and ``report.md``
    (tables, command, settings, timing, device, notes) into ``out_dir``.
 
 Measured (this machine, 2-core CPU): with ``checkpoints/res2netfuse`` as the
@@ -53,7 +54,7 @@ from .models import Model, ModelSet, train_models
 from .paper import (BASELINE_KINDS, BASELINES, CALIBRATION, LOWER_IS_BETTER, MAIN_ARCH,
                     PAPER_BASELINES, PAPER_MANY, PAPER_METRIC_ORDER, PAPER_RECON, PAPER_SINGLE,
                     PUBLISHED_RERUNS, RECON_METRICS, STRATEGIES, baseline_strategies)
-from .report import Outputs, ReportInputs, montage, write_outputs, write_report
+from .report import Outputs, ReportInputs, many_curve, montage, write_outputs, write_report
 from .results import Table, Tables, build_tables, fmt
 from .scoring import (Fused, Inputs, Reconstruction, Scores, find_inputs, fuse_models,
                       reconstruct_models, score_fusions, select_pairs, shown)
@@ -102,6 +103,7 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
     with clock.stage("writing tables, montage and report", "report"):
         tables = build_tables(settings, inputs, models, scores, recon, fused)
         outputs = write_outputs(settings, inputs, models, tables)
+        many_curve(inputs, models)
     seconds = clock.elapsed()
     report = write_report(ReportInputs(settings, inputs, models, tables, recon, clock.timing,
                                        seconds, command))
