@@ -8,7 +8,10 @@ loss curves, and what an interrupt says.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,25 +109,45 @@ def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite:
     return ckdir, resume_from, history
 
 
-def saved_after_interrupt(mngr, ckdir: Path, saved: int | None) -> int | None:
-    """The latest step on disk after Ctrl-C (``saved``: the latest this run saved, or None)."""
-    # An interrupt inside checkpoint.save leaves ``saved`` behind while Orbax's
-    # thread may still finish that step: wait for it, then trust the disk.
+def saved_after_interrupt(mngr, ckdir: Path) -> int | None:
+    """The latest step on disk after Ctrl-C (None: no checkpoint yet)."""
+    # An interrupt inside checkpoint.save may leave Orbax's thread finishing that
+    # step: wait for it, then trust the disk (a save that failed is not there; a
+    # resumed run's earlier checkpoint is).
     try:
         mngr.wait_until_finished()
     except Exception:  # noqa: BLE001 - a save that failed is simply not on disk
         pass
     on_disk = [s for s, _ in checkpoint.step_folders(ckdir)]
-    if on_disk and (saved is None or max(on_disk) > saved):
-        saved = max(on_disk)
-    return saved
+    return max(on_disk) if on_disk else None
 
 
-def interrupted(mngr, ckdir: Path, saved: int | None, history: dict, workdir: Path,
-                panels) -> Interrupted:
+def check_finite(terms: dict, where, step: int) -> None:
+    """A training step's loss terms must be finite: otherwise a one-line error naming ``where``."""
+    if not all(math.isfinite(v) for v in terms.values()):
+        raise JaxfuseError(where, f"loss became {terms['total']} at step {step}",
+                           hint="try a lower {lr}", settings=("lr",))
+
+
+@contextlib.contextmanager
+def training_loop(bar, mngr, ckdir: Path, history: dict, workdir: Path, panels):
+    """Around a trainer's loop over ``bar``: XLA's donation warnings silenced, Ctrl-C turned
+    into :func:`interrupted`'s error (curves written first), the progress bar closed either way."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
+            yield
+    except KeyboardInterrupt:
+        bar.close()
+        raise interrupted(mngr, ckdir, history, workdir, panels) from None
+    finally:
+        bar.close()
+
+
+def interrupted(mngr, ckdir: Path, history: dict, workdir: Path, panels) -> Interrupted:
     """After Ctrl-C: writes the run's loss curves; the error that says what a resume redoes
-    (``saved``: the latest step this run saved, or None; the disk has the last word)."""
-    saved = saved_after_interrupt(mngr, ckdir, saved)
+    (from the latest checkpoint on disk)."""
+    saved = saved_after_interrupt(mngr, ckdir)
     done = len(history["total"])
     if done:
         plot_curves(history, workdir / "loss_curves.png", panels)

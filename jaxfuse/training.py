@@ -22,7 +22,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -314,39 +313,27 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         **({"data_state": stream.get_state()} if stream is not None else {}))
 
     t0 = time.perf_counter()
-    saved = start if resume_from is not None else None  # the step of the latest checkpoint
     bar = progress_bar(range(start, config.steps), total=config.steps, initial=start,
                        desc="train", unit="step", enabled=progress and proc == 0)
     per_epoch = len(dataset) / config.batch if dataset is not None else None
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
-            for i in bar:
-                batch = next_batch(i)
-                state, terms = train_step(state, batch)
-                terms = {k: float(v) for k, v in terms.items()}
-                if not all(math.isfinite(v) for v in terms.values()):
-                    raise JaxfuseError(config.image or BUILTIN_IMAGE,
-                                       f"loss became {terms['total']} at step {i + 1}",
-                                       hint="try a lower {lr}", settings=("lr",))
-                for k in history:
-                    history[k].append(terms[k])
-                step = i + 1
-                if per_epoch is None:
-                    bar.set_postfix(loss=f"{terms['total']:.4f}", refresh=False)
-                else:
-                    rate = (step - start) * config.batch / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix(epoch=f"{i // per_epoch + 1:.0f}", loss=f"{terms['total']:.4f}",
-                                    img_s=f"{rate:.1f}", refresh=False)
-                if step % config.checkpoint_every == 0 or step == config.steps:
-                    checkpoint.save(mngr, step, state["params"], save_meta(
-                        step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
-                    saved = step
-    except KeyboardInterrupt:
-        bar.close()
-        raise runs.interrupted(mngr, ckdir, saved, history, workdir, PANELS) from None
-    finally:
-        bar.close()
+    with runs.training_loop(bar, mngr, ckdir, history, workdir, PANELS):
+        for i in bar:
+            batch = next_batch(i)
+            state, terms = train_step(state, batch)
+            terms = {k: float(v) for k, v in terms.items()}
+            runs.check_finite(terms, config.image or BUILTIN_IMAGE, i + 1)
+            for k in history:
+                history[k].append(terms[k])
+            step = i + 1
+            if per_epoch is None:
+                bar.set_postfix(loss=f"{terms['total']:.4f}", refresh=False)
+            else:
+                rate = (step - start) * config.batch / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(epoch=f"{i // per_epoch + 1:.0f}", loss=f"{terms['total']:.4f}",
+                                img_s=f"{rate:.1f}", refresh=False)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                checkpoint.save(mngr, step, state["params"], save_meta(
+                    step, elapsed_before + time.perf_counter() - t0), opt=state["opt"])
     seconds = elapsed_before + time.perf_counter() - t0
     mngr.wait_until_finished()
     if proc != 0:  # the summary, curves and pictures are the first process's

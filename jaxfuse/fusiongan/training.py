@@ -9,7 +9,6 @@ import functools
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -229,36 +228,25 @@ def train_and_evaluate(config: GANConfig, workdir, *, resume: bool = False,
         train_seconds=secs)
     order, order_epoch = None, None
     t0 = time.perf_counter()
-    saved = start if resume_from is not None else None
     bar = progress_bar(range(start, total), total=total, initial=start, desc="train fusiongan",
                        unit="step", enabled=progress)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
-            for i in bar:
-                epoch, j = divmod(i, per_epoch)
-                if order_epoch != epoch:
-                    order, order_epoch = epoch_order(len(data), config.seed, epoch), epoch
-                ir, vis = data.batch(order[j * config.batch:(j + 1) * config.batch])
-                state, terms = train_step(state, ir, vis, jax.random.fold_in(base_key, i))
-                terms = {k: float(v) for k, v in terms.items()}
-                if not all(math.isfinite(v) for v in terms.values()):
-                    raise JaxfuseError(config.pairs_dataset, f"loss became {terms['total']} at "
-                                       f"step {i + 1}", hint="try a lower {lr}", settings=("lr",))
-                for k in history:
-                    history[k].append(terms[k])
-                step = i + 1
-                bar.set_postfix(d=f"{terms['discriminator']:.3f}", g=f"{terms['total']:.3f}",
-                                refresh=False)
-                if step % config.checkpoint_every == 0 or step == total:
-                    checkpoint.save(mngr, step, {"generator": state["g"]}, save_meta(
-                        step, elapsed_before + time.perf_counter() - t0), opt=_opt_item(state))
-                    saved = step
-    except KeyboardInterrupt:
-        bar.close()
-        raise runs.interrupted(mngr, ckdir, saved, history, workdir, PANELS) from None
-    finally:
-        bar.close()
+    with runs.training_loop(bar, mngr, ckdir, history, workdir, PANELS):
+        for i in bar:
+            epoch, j = divmod(i, per_epoch)
+            if order_epoch != epoch:
+                order, order_epoch = epoch_order(len(data), config.seed, epoch), epoch
+            ir, vis = data.batch(order[j * config.batch:(j + 1) * config.batch])
+            state, terms = train_step(state, ir, vis, jax.random.fold_in(base_key, i))
+            terms = {k: float(v) for k, v in terms.items()}
+            runs.check_finite(terms, config.pairs_dataset, i + 1)
+            for k in history:
+                history[k].append(terms[k])
+            step = i + 1
+            bar.set_postfix(d=f"{terms['discriminator']:.3f}", g=f"{terms['total']:.3f}",
+                            refresh=False)
+            if step % config.checkpoint_every == 0 or step == total:
+                checkpoint.save(mngr, step, {"generator": state["g"]}, save_meta(
+                    step, elapsed_before + time.perf_counter() - t0), opt=_opt_item(state))
     seconds = elapsed_before + time.perf_counter() - t0
 
     params = {"generator": state["g"]}

@@ -324,46 +324,42 @@ JAXFUSE_EXPORT XLA_FFI_Error* jaxfuse_onednn_conv_bwd_weights(XLA_FFI_CallFrame*
 JAXFUSE_EXPORT const char* jaxfuse_onednn_version();
 JAXFUSE_EXPORT int jaxfuse_onednn_last_threads();
 
+// The attributes every call takes, in the handlers' order (conv_native._attrs).
+template <typename Binding>
+auto ConvAttrs(Binding b) {
+  return std::move(b)
+      .template Attr<int64_t>("pad_t")
+      .template Attr<int64_t>("pad_b")
+      .template Attr<int64_t>("pad_l")
+      .template Attr<int64_t>("pad_r")
+      .template Attr<int64_t>("blocked")
+      .template Attr<int64_t>("max_threads");
+}
+
+using F32 = ffi::Buffer<ffi::F32>;
+
 XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxfuse_onednn_conv_fwd, ConvFwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_t")
-                                  .Attr<int64_t>("pad_b")
-                                  .Attr<int64_t>("pad_l")
-                                  .Attr<int64_t>("pad_r")
-                                  .Attr<int64_t>("blocked")
-                                  .Attr<int64_t>("max_threads"));
+                              ConvAttrs(ffi::Ffi::Bind()
+                                            .Ctx<ffi::ThreadPool>()
+                                            .Arg<F32>()    // x
+                                            .Arg<F32>()    // w
+                                            .Arg<F32>()    // b
+                                            .Ret<F32>())); // y
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxfuse_onednn_conv_bwd_data, ConvBwdData,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_t")
-                                  .Attr<int64_t>("pad_b")
-                                  .Attr<int64_t>("pad_l")
-                                  .Attr<int64_t>("pad_r")
-                                  .Attr<int64_t>("blocked")
-                                  .Attr<int64_t>("max_threads"));
+                              ConvAttrs(ffi::Ffi::Bind()
+                                            .Ctx<ffi::ThreadPool>()
+                                            .Arg<F32>()    // dy
+                                            .Arg<F32>()    // w
+                                            .Ret<F32>())); // dx
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(jaxfuse_onednn_conv_bwd_weights, ConvBwdWeights,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_t")
-                                  .Attr<int64_t>("pad_b")
-                                  .Attr<int64_t>("pad_l")
-                                  .Attr<int64_t>("pad_r")
-                                  .Attr<int64_t>("blocked")
-                                  .Attr<int64_t>("max_threads"));
+                              ConvAttrs(ffi::Ffi::Bind()
+                                            .Ctx<ffi::ThreadPool>()
+                                            .Arg<F32>()    // x
+                                            .Arg<F32>()    // dy
+                                            .Ret<F32>()    // dw
+                                            .Ret<F32>())); // db
 
 // Which oneDNN is loaded, for diagnostics: "major.minor.patch".
 const char* jaxfuse_onednn_version() {
