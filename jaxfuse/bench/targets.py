@@ -109,15 +109,16 @@ def measured_cause(key: str, R: Results) -> str | None:
                      f"instead of {F.best['jax'].s:.1f} s)")
         return text
     if key.startswith("train_") and "weight_grad" in K:
-        native = all(K[c].native_s is not None for c in ("forward_train", "input_grad", "weight_grad") if c in K)
+        cases = [c for c in ("forward_train", "input_grad", "weight_grad") if c in K]
+        native = all(K[c].native_s is not None for c in cases)
         parts = ", ".join(f"{c.replace('_', ' ')} {K[c].native_ratio if native else K[c].ratio:.2f}×"
-                          for c in ("forward_train", "input_grad", "weight_grad") if c in K)
+                          for c in cases)
         text = (f"the step is three convolutions per layer; for the 3×3 64→64 layer, JAX "
                 f"({'oneDNN calls' if native else 'XLA convolutions'}) / PyTorch time: {parts}")
         tr = R.train.get(key.split("_")[1])
         if native and tr is not None and "channels_last" in tr.torch:
-            conv_s = sum(K[c].native_s for c in ("forward_train", "input_grad", "weight_grad") if c in K)
-            torch_s = sum(K[c].torch_channels_last_s for c in ("forward_train", "input_grad", "weight_grad") if c in K)
+            conv_s = sum(K[c].native_s for c in cases)
+            torch_s = sum(K[c].torch_channels_last_s for c in cases)
             if conv_s <= 1.1 * torch_s:
                 text += (f"; that layer's three convolutions are within 10 % of PyTorch's, so the step's "
                          f"{1000 * (tr.s - tr.torch['channels_last'].s):.0f} ms more lie in the other "
