@@ -86,6 +86,28 @@ def test_scan_finds_every_image_recursively_in_a_fixed_order(folder):
     assert ds.fingerprint() == data.scan([str(folder)]).fingerprint() != both.fingerprint()
 
 
+def test_the_resume_fingerprint_follows_the_bytes_not_the_file_times(tmp_path):
+    import os
+    import shutil
+    for name, size in (("small.png", 1000), ("big.png", 300_000)):
+        (tmp_path / name).write_bytes(bytes(range(256)) * (size // 256))
+    ds = data.Dataset(("x",), tuple(str(tmp_path / n) for n in ("small.png", "big.png")))
+    before = ds.fingerprint()
+    for n in ("small.png", "big.png"):  # a copy, restore or remount: new times, same bytes
+        os.utime(tmp_path / n, ns=(1, 1))
+    assert ds.fingerprint() == before
+    for n, at in (("small.png", 500), ("big.png", 300_000 - 1000), ("big.png", 10)):
+        saved = (tmp_path / n).read_bytes()
+        changed = bytearray(saved)
+        changed[at] ^= 1
+        (tmp_path / n).write_bytes(bytes(changed))
+        assert ds.fingerprint() != before, (n, at)
+        (tmp_path / n).write_bytes(saved)
+    assert ds.fingerprint() == before
+    shutil.copy(tmp_path / "small.png", tmp_path / "big.png")  # same name, other size
+    assert ds.fingerprint() != before
+
+
 def test_order_is_fixed_by_the_seed_and_each_epoch_is_a_permutation(folder):
     ds = data.scan([str(folder)])
     a = data.order(ds, seed=3, epochs=4)
