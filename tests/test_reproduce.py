@@ -156,6 +156,29 @@ def test_quick_on_its_own_pairs_and_rerun_reuses(tmp_path):
     assert (out / "table4.csv").read_text() == first
 
 
+def test_a_many_image_checkpoint_is_described_by_its_own_record(tmp_path):
+    # --many-checkpoint: the report states the checkpoint's recipe (steps, batch, data), not
+    # the --many-* settings, and draws its loss curves from the checkpoint's history.
+    ck = tmp_path / "many"
+    r = subprocess.run([sys.executable, "train.py", "--images", "bundled", "--steps", "3",
+                        "--batch", "2", "--size", "64", "--workdir", str(ck), "--no-progress"],
+                       cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "r"
+    r = run("--quick", "--out", str(out), "--max-pairs", "2", "--baselines", "--compare-loss",
+            "none", "--many-steps", "7", "--many-checkpoint", str(ck / "checkpoints"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = (out / "report.md").read_text()
+    many = next(line for line in report.splitlines() if line.startswith("- many-image training"))
+    assert "--many-checkpoint" in many and ", 3 steps, batch 2, Adam lr 0.0001," in many, many
+    assert "the 20 bundled natural images (20 images, 0 skipped, 0.3 epochs)" in many, many
+    assert "64×64" in many and "7 steps" not in report
+    assert "ours sees 3 batches of 2 (6 samples)" in report
+    curve = np.asarray(Image.open(out / "many_loss_curves.png"))
+    assert curve.ndim == 3 and curve.shape[1] > curve.shape[0]
+    assert "Loss curves of the many-image model: `many_loss_curves.png`." in report
+
+
 def test_missing_pairs_is_one_line_error(tmp_path):
     r = run("--quick", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and r.stderr.count("\n") == 1
@@ -231,8 +254,15 @@ def test_committed_report_is_whole_and_consistent():
             assert row[1:] == [fmt(values[m]) for m in PAPER_METRIC_ORDER]
     check_comparison(md["comparison"], asked)  # every method run, beside the paper's row
     # the many-image model of Tables II–III comes from the folder pipeline
-    many = next(line for line in report.splitlines() if line.startswith("- many-image training:"))
+    many = next(line for line in report.splitlines() if line.startswith("- many-image training"))
     assert "(`jaxfuse.data`)" in many and "images, " in many
+    if "--many-checkpoint" in words:  # a committed model: the report states its own record
+        from jaxfuse import checkpoint
+        folder = REPO / words[words.index("--many-checkpoint") + 1]
+        _, meta = checkpoint.latest_meta(folder)
+        assert f"`--many-checkpoint {words[words.index('--many-checkpoint') + 1]}`" in many
+        assert f", {meta['step']} steps, batch {meta['train']['batch']}," in many
+        assert (DOCS / "many_loss_curves.png").is_file()
     assert np.asarray(Image.open(DOCS / "montage.png")).ndim == 3
 
 

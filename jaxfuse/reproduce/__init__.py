@@ -54,7 +54,8 @@ from .models import Model, ModelSet, train_models
 from .paper import (BASELINE_KINDS, BASELINES, CALIBRATION, LOWER_IS_BETTER, MAIN_ARCH,
                     PAPER_BASELINES, PAPER_MANY, PAPER_METRIC_ORDER, PAPER_RECON, PAPER_SINGLE,
                     PUBLISHED_RERUNS, RECON_METRICS, STRATEGIES, baseline_strategies)
-from .report import Outputs, ReportInputs, many_curve, montage, write_outputs, write_report
+from .report import (ManyRecipe, Outputs, ReportInputs, many_curve, many_recipe, montage,
+                     write_outputs, write_report)
 from .results import Table, Tables, build_tables, fmt
 from .scoring import (Fused, Inputs, Reconstruction, Scores, find_inputs, fuse_models,
                       reconstruct_models, score_fusions, select_pairs, shown)
@@ -103,10 +104,10 @@ def reproduce(settings: Settings, out_dir, *, command: str | None = None,
     with clock.stage("writing tables, montage and report", "report"):
         tables = build_tables(settings, inputs, models, scores, recon, fused)
         outputs = write_outputs(settings, inputs, models, tables)
-        many_curve(inputs, models)
+        curve = many_curve(inputs, models, settings)
     seconds = clock.elapsed()
     report = write_report(ReportInputs(settings, inputs, models, tables, recon, clock.timing,
-                                       seconds, command))
+                                       seconds, command, many_recipe(settings, models), curve))
     clock.log_stage(f"done: {report}")
     return Reproduction(tables.report, report, outputs.csv, outputs.montage, seconds,
                         {k: m.source for k, m in models.models.items()}, jax.default_backend())

@@ -30,6 +30,7 @@ class Model:
     workdir: Path | None
     arch: str = MAIN_ARCH     # the architecture, or the method's name
     method: bool = False      # a weight-free method: one "strategy", nothing to reconstruct
+    checkpoint: Path | None = None  # the checkpoint folder it was loaded from (--checkpoint & co)
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -297,7 +298,8 @@ def _from_checkpoint(key: str, label: str, path: str, log: Log, arch: str = MAIN
         secs = float(checkpoint.latest_meta(path)[1].get("train_seconds"))
     except (JaxfuseError, TypeError, ValueError):  # a PyTorch file, or no time recorded
         pass
-    return Model(key, label, params, f"checkpoint `{path}`", secs, None, cfg.arch)
+    return Model(key, label, params, f"checkpoint `{path}`", secs, None, cfg.arch,
+                 checkpoint=Path(path))
 
 
 def _checkpoint_train_config(path: str) -> dict | None:

@@ -41,14 +41,80 @@ def write_outputs(settings: Settings, inputs: Inputs, models: ModelSet, tables: 
 MANY_CURVE = "many_loss_curves.png"
 
 
-def many_curve(inputs: Inputs, models: ModelSet) -> Path | None:
-    """Copies the many-image model's ``loss_curves.png`` beside the report (``None``: none)."""
-    from jaxfuse import io
+@dataclasses.dataclass(frozen=True)
+class ManyRecipe:
+    """How the many-image model of Tables II–III was trained, as the report states it:
+    from the settings when this call trained it, from the checkpoint's own record when
+    ``--many-checkpoint`` gave it."""
+    sources: tuple[str, ...]
+    augment: str
+    steps: int
+    batch: int
+    lr: float
+    seed: int
+    size: int
+    dataset: dict | None      # summary.json's "dataset" (images, skipped), when found
+    checkpoint: Path | None   # the checkpoint folder, when one was given
+    history: dict | None      # its loss history, for the curves
+
+
+def many_recipe(settings: Settings, models: ModelSet) -> ManyRecipe:
+    """The many-image model's recipe (see :class:`ManyRecipe`)."""
+    from jaxfuse import checkpoint
+    from jaxfuse.errors import JaxfuseError
+    from jaxfuse.training import MANY_BATCH, MANY_LR
     m = models.models.get(models.many_key)
+    if m is not None and m.checkpoint is not None:
+        try:
+            step_dir, meta = checkpoint.latest_meta(m.checkpoint)
+        except JaxfuseError:  # a PyTorch file: no record of its training
+            meta, step_dir = {}, None
+        t = meta.get("train") if isinstance(meta.get("train"), dict) else {}
+        sources = tuple(t.get("images") or [x for x in (t.get("dataset"), t.get("image")) if x]
+                        or ["(not recorded)"])
+        summary = None
+        if step_dir is not None:
+            for where in (step_dir.parent, step_dir.parent.parent):
+                try:
+                    summary = json.loads((where / "summary.json").read_text())
+                    break
+                except (OSError, ValueError):
+                    continue
+        dataset = (summary or {}).get("dataset")
+        if (summary or {}).get("config", {}).get("images") != t.get("images"):
+            dataset = None  # a summary of some other run
+        return ManyRecipe(sources, t.get("augment") or "resize", int(meta.get("step") or 0),
+                          int(t.get("batch") or 1), float(t.get("lr") or 0.0),
+                          int(t.get("seed") or 0), int(t.get("size") or 0), dataset, m.checkpoint,
+                          meta.get("history") if isinstance(meta.get("history"), dict) else None)
+    dataset = None
+    if m is not None and m.workdir is not None:
+        try:
+            dataset = json.loads((m.workdir / "summary.json").read_text()).get("dataset")
+        except (OSError, ValueError):
+            pass
+    return ManyRecipe(tuple(settings.many_images), settings.many_augment, settings.many_steps_,
+                      MANY_BATCH, MANY_LR, settings.seed0, settings.size,
+                      dataset if isinstance(dataset, dict) else None, None, None)
+
+
+def many_curve(inputs: Inputs, models: ModelSet, settings: Settings) -> Path | None:
+    """Writes the many-image model's loss curves beside the report (``None``: none known).
+
+    A model trained by this call: its ``loss_curves.png``; one from ``--many-checkpoint``:
+    drawn from the loss history its checkpoint records."""
+    from jaxfuse import io, runs, training
+    m = models.models.get(models.many_key)
+    path = inputs.out / MANY_CURVE
+    if m is not None and m.checkpoint is not None:
+        history = many_recipe(settings, models).history
+        if not history or not history.get("total"):
+            return None
+        runs.plot_curves(history, path, training.PANELS)
+        return path
     src = m.workdir / "loss_curves.png" if m is not None and m.workdir is not None else None
     if src is None or not src.is_file():
         return None
-    path = inputs.out / MANY_CURVE
     data = src.read_bytes()
     io.atomic_write(path, lambda f: f.write(data))
     return path
@@ -123,6 +189,8 @@ class ReportInputs:
     timing: dict[str, float]  # stage -> seconds of this call
     seconds: float            # wall time of this call
     command: str | None
+    many: ManyRecipe          # how the many-image model was trained
+    many_curve: Path | None   # its loss curves beside the report, if written
 
 
 def write_report(r: ReportInputs) -> Path:
@@ -151,21 +219,28 @@ def device() -> str:
 
 def _many_text(r) -> str:
     """The many-image model's data, as the report states it."""
-    s = r.settings
+    rec = r.many
     names = ", ".join("the 20 bundled natural images" if src == "bundled" else f"`{shown(src)}`"
-                      for src in s.many_images)
-    how = ("random crops (½–1 of the short side), flips and 90° turns" if s.many_augment == "crops"
+                      for src in rec.sources)
+    how = ("random crops (½–1 of the short side), flips and 90° turns" if rec.augment == "crops"
            else "each whole image resized")
-    model = r.models.models.get(r.models.many_key)
     count = ""
-    if model is not None and model.workdir is not None:
+    d = rec.dataset
+    if d is not None:
         try:
-            d = json.loads((model.workdir / "summary.json").read_text()).get("dataset") or {}
             count = (f" ({d['images']} images, {len(d['skipped'])} skipped, "
-                     f"{d['epochs_run']:.1f} epochs)")
-        except (OSError, ValueError, KeyError, TypeError):
+                     f"{rec.steps * rec.batch / d['images']:.1f} epochs)")
+        except (KeyError, TypeError, ZeroDivisionError):
             pass
     return f"{names}{count}, gray, {how} (`jaxfuse.data`)"
+
+
+def _many_line(r) -> str:
+    """The settings line of the many-image model."""
+    rec = r.many
+    where = "" if rec.checkpoint is None else f" (`--many-checkpoint {shown(rec.checkpoint)}`, as its checkpoint records)"
+    return (f"- many-image training{where}: {_many_text(r)}, {rec.steps} steps, batch {rec.batch}, "
+            f"Adam lr {rec.lr:g}, seed {rec.seed}, {rec.size}×{rec.size}")
 
 
 def _native_shape(name: str) -> tuple[int, int]:
@@ -187,8 +262,7 @@ def _head(r: ReportInputs) -> list[str]:
         f"- single-image training: images {', '.join(s.images)}; seeds "
         f"{', '.join(map(str, s.seeds))}; {s.steps} steps, batch 1, Adam lr 5e-4, "
         f"loss `{s.loss}`, image gray and resized to {s.size}×{s.size}",
-        f"- many-image training: {_many_text(r)}, {s.many_steps_} steps, batch 4, Adam lr 1e-4, "
-        f"seed {s.seed0}, {s.size}×{s.size}",
+        _many_line(r),
         "- comparison methods: " + (networks or "none (`--baselines` given none)"),
         *([f"- second loss: the single-image model's recipe with loss `{s.compare_loss_}` beside "
            f"`{s.loss}`"] if s.compare_loss_ else []),
@@ -257,7 +331,7 @@ def _notes(r: ReportInputs) -> list[str]:
         "methods (networks: single-image) | Res2NetFuse l1 | mean, as the paper's Figs. 7–9): "
         "`montage.png`."
         + (f" Loss curves of the many-image model: `{MANY_CURVE}`."
-           if (r.inputs.out / MANY_CURVE).is_file() else ""), "",
+           if r.many_curve is not None else ""), "",
         "## Notes on gaps", "",
         f"- The paper averages over 20 TNO pairs without naming them; ours are means over the "
         f"{n} pair(s) used here{' (TNO-21, all 21 pairs)' if n == 21 else ''}. Table IV's "
@@ -268,11 +342,11 @@ def _notes(r: ReportInputs) -> list[str]:
         "scikit-image ships. The single-image model's training image is among them (a row "
         "leaves it out)"
         + (", and the many-image model's training set includes all 20, so its reconstruction "
-           "numbers are on seen images and flatter it." if "bundled" in r.settings.many_images
+           "numbers are on seen images and flatter it." if "bundled" in r.many.sources
            else "; the many-image model was not trained on them."),
         f"- The many-image model stands in for the paper's 80 000-image model (80 000 MS-COCO "
         f"images, batch 4, lr 1e-4, 4 epochs = 80 000 steps, 320 000 samples); ours sees "
-        f"{r.settings.many_steps_} batches of 4 ({4 * r.settings.many_steps_} samples) from "
+        f"{r.many.steps} batches of {r.many.batch} ({r.many.batch * r.many.steps} samples) from "
         f"{_many_text(r)}, far less data and fewer steps.",
         "- Loss: `ssim` is paper Eq. 4 (SSIM + MSE); the authors' code used MS-SSIM (`msssim`). "
         "SPEC.md's PyTorch calibration used the authors' MS-SSIM recipe.",
