@@ -381,7 +381,7 @@ def test_shipped_checkpoint():
     from jaxfuse import assets, checkpoint
     path = assets.shipped_checkpoint()
     assert path == assets.shipped_checkpoint("res2netfuse") and path.name == "res2netfuse"
-    assert assets.shipped_models() == ["fusiongan", "res2netfuse"]
+    assert assets.shipped_models() == ["fusiongan", "res2netfuse", "res2netfuse_many"]
     step_dir, meta = checkpoint.latest_meta(path)
     assert step_dir == path / "2000" and meta["step"] == 2000
     with pytest.raises(JaxfuseError, match="no shipped checkpoint of this name") as e:

@@ -87,5 +87,5 @@ def test_unpacked_wheel_finds_its_shipped_checkpoint(wheel, tmp_path):
     assert r.returncode == 0, r.stderr
     ckpt, models, module = r.stdout.splitlines()
     assert Path(ckpt) == site / "jaxfuse" / "_checkpoints" / "res2netfuse"
-    assert models == "['fusiongan', 'res2netfuse']" and Path(module).is_relative_to(site)
+    assert models == "['fusiongan', 'res2netfuse', 'res2netfuse_many']" and Path(module).is_relative_to(site)
     assert (Path(ckpt) / "2000" / "meta" / "metadata").is_file()
