@@ -507,3 +507,45 @@ def test_fusiongan_generator_equals_the_lax_path(rng):
             bad.append((jax.tree_util.keystr(key), rel_err(a, b), own))
     assert not bad, bad
     assert firm >= 8  # conv3-5 kernels, conv5 bias, bn3 and bn4 held to 1e-4
+
+
+@needs_native
+@pytest.mark.parametrize("layout", [1, 2])
+def test_both_wide_weight_gradient_layouts_match_lax(rng, layout, monkeypatch, request):
+    """Whichever layout the machine picks for wide layers' weight gradients, the
+    numbers are lax's; and the call really carries that layout."""
+    monkeypatch.setitem(conv_native._state, "wide_layout", layout)
+    conv_native._native_bwd_weights.cache_clear()  # its traced calls keep their attributes
+    request.addfinalizer(conv_native._native_bwd_weights.cache_clear)
+    for ci, co, k, padding in [(64, 64, 3, "SAME"), (192, 64, 3, "REFLECT"), (64, 32, 3, "SAME")]:
+        check_all(*make(rng, 2, 13, 11, ci, co, k), padding)
+    x, w, b = make(rng, 1, 8, 8, 64, 64, 3)
+    hlo = jax.jit(jax.grad(weighted_sum(conv_native.conv, "SAME"), argnums=1)).lower(x, w, b).as_text()
+    line = next(ln for ln in hlo.splitlines() if "jaxfuse_onednn_conv_bwd_weights" in ln)
+    assert f"blocked = {layout} : i64" in line
+
+
+@needs_native
+def test_wide_layout_is_measured_once_per_machine_then_kept(tmp_path, monkeypatch):
+    import json
+    path = tmp_path / "layouts.json"
+    monkeypatch.setattr(conv_native, "_layouts_path", lambda: path)
+    monkeypatch.delenv("JAXFUSE_CONV_LAYOUT", raising=False)
+    monkeypatch.delitem(conv_native._state, "wide_layout", raising=False)
+    measured = []
+    real = conv_native._time_layouts
+    monkeypatch.setattr(conv_native, "_time_layouts", lambda: measured.append(1) or real(reps=2))
+    first = conv_native.wide_weight_grad_layout()
+    assert first in (1, 2) and measured == [1]
+    (entry,) = json.loads(path.read_text()).values()
+    assert entry["layout"] == first and set(entry["ms"]) == {"1", "2"}
+    assert min(entry["ms"], key=entry["ms"].get) == str(first)
+    # a later process reads the file and measures nothing; the file decides
+    other = 3 - first
+    path.write_text(json.dumps({k: {**v, "layout": other} for k, v in json.loads(path.read_text()).items()}))
+    monkeypatch.delitem(conv_native._state, "wide_layout")
+    assert conv_native.wide_weight_grad_layout() == other and measured == [1]
+    # the environment overrides both
+    monkeypatch.delitem(conv_native._state, "wide_layout")
+    monkeypatch.setenv("JAXFUSE_CONV_LAYOUT", str(first))
+    assert conv_native.wide_weight_grad_layout() == first and measured == [1]
