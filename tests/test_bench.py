@@ -113,13 +113,15 @@ def test_smallest_stages_on_tiny_sizes(tmp_path, capsys):
         assert set(p.torch) == set(cfg.fmts) == set(p.speedup) and p.torch["channels_last"].s > 0
         assert p.output_max_abs_diff <= 1  # the same network, the same weights, the same output step
 
-    R.train = train.time_train(cfg, R.model, side, losses=("ssim",))  # MS-SSIM needs 176×176
+    R.train = train.time_train(cfg, R.model, side, losses=("ssim",), tmp=tmp_path)  # MS-SSIM needs 176×176
     for kind, t in R.train.items():
         assert t.loss == kind and t.size == 32 and t.s > 0 and t.compile_s > 0
         assert t.projected_s == pytest.approx(2000 * t.s + t.compile_s)
         assert t.first_loss == t.first_loss  # finite, not NaN
         if side is not None:
             assert t.torch_first_loss == pytest.approx(t.first_loss, rel=0.05)  # the same loss, near 0 here
+            # PyTorch channels-last again, in a process of its own with glibc's malloc defaults
+            assert len(t.torch_own.times_s) == 1 and t.ratio_own == pytest.approx(t.s / t.torch_own.s)
 
     R.kernels = kernels.time_conv(cfg, side)
     if side is None:
@@ -151,6 +153,9 @@ def test_smallest_stages_on_tiny_sizes(tmp_path, capsys):
     R.markdown = markdown(R)
     assert R.markdown.startswith("### Performance (`python -m jaxfuse.bench --quick`)")
     figures = json.loads(json.dumps(results.to_json(R), default=float))
+    if side is not None:
+        assert "train_ssim_vs_channels_last_own_process" in figures["ratios"]
+        assert "as shipped" in R.targets.rows[3].shown
     assert list(figures)[:5] == ["mode", "jax", "torch", "ratios", "targets"]
     assert figures["tno"] == {"skipped": f"{cfg.tno} not found"} and figures["large"]["failed"] is True
     assert figures["jax"]["pair_hw"] == [32, 40] and "train_ssim_2000_steps_s" in figures["jax"]

@@ -21,7 +21,9 @@ def markdown(R) -> str:
         + f"; load average {la:.1f} at the start"
         + (" (busy machine: absolute times inflated, JAX and PyTorch interleaved)"
            if is_busy(la, cfg.cores) else "") + "."
-        + (f" Convolutions: {conv}." if conv else ""),
+        + (f" Convolutions: {conv}." if conv else "")
+        + f" malloc: {env.malloc} (`jaxfuse.allocator`; PyTorch in this process shares it, PyTorch's "
+        "own processes below run with glibc's defaults).",
         "",
         "| | jaxfuse (JAX) | PyTorch channels-last | PyTorch NCHW | JAX / PyTorch CL |",
         "|---|---|---|---|---|",
@@ -58,6 +60,9 @@ def markdown(R) -> str:
         row(f"train step {TRAIN_SIZE}×{TRAIN_SIZE}, {label} loss", fmt_ms(tr and tr.s),
             *(fmt_ms(torch_s(tr.torch, f) if tr else None) for f in ("channels_last", "nchw")),
             f"{tr.ratio['channels_last']:.2f}×" if tr and "channels_last" in tr.ratio else "")
+        if tr and tr.torch_own is not None:
+            row("  PyTorch in a process of its own, glibc's malloc defaults", "—", fmt_ms(tr.torch_own.s), "—",
+                f"{tr.ratio_own:.2f}×")
         if tr and tr.xla_s is not None:
             row("  the same step with XLA's convolutions", fmt_ms(tr.xla_s), "—", "—",
                 f"{tr.xla_ratio['channels_last']:.2f}×" if "channels_last" in tr.xla_ratio else "")

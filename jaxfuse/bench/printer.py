@@ -33,6 +33,8 @@ def env(e, cfg) -> None:
           f"flax {e.flax}, optax {e.optax}, numpy {e.numpy}")
     print(f"XLA threads    : XLA's CPU thread pool over all {cfg.cores} usable cores "
           f"(XLA_FLAGS={e.xla_flags or '<unset>'})")
+    print(f"malloc         : {e.malloc} (jaxfuse.allocator; PyTorch in this process shares it, "
+          "PyTorch's own processes run with glibc's defaults)")
     if cfg.use_torch:
         print(f"PyTorch        : {e.torch}, CPU fp32, set_num_threads({cfg.cores}) → "
               f"{e.torch_threads} intra-op thread(s), {e.torch_interop_threads} inter-op, "
@@ -109,6 +111,9 @@ def train(steps: dict, cfg, peak: float) -> None:
         for fmt, tt in t.torch.items():
             print(f"PyTorch {fmt:<13}: {spread(tt.times_s)} → {tt.gflops:.0f} GFLOP/s; "
                   f"{t.steps} steps {fmt_s(t.torch_projected_s(fmt))}")
+        if t.torch_own is not None:
+            print(f"PyTorch CL, own process, glibc malloc defaults: {spread(t.torch_own.times_s)}; "
+                  f"JAX / that = {t.ratio_own:.2f} (best runs {t.ratio_own_best:.2f})")
         print(f"loss check     : first-step loss JAX {t.first_loss:.6g}, PyTorch "
               f"{t.torch_first_loss:.6g} (same weights, same image)")
         parts = [f"/ PyTorch {fmt.replace('_', '-')} = {t.ratio[fmt]:.2f} (best runs {t.ratio_best[fmt]:.2f})"

@@ -72,3 +72,12 @@ def run_script(script, args, *, tmp: Path, cwd=REPO, env=None, timeout=1800) -> 
             rss = None
         return ProcessRun(wall, p.returncode, rss, ru.ru_utime + ru.ru_stime,
                           fo.read().decode(errors="replace"), fe.read().decode(errors="replace"))
+
+
+def torch_weights(model, tmp: Path) -> Path:
+    """The benchmark's weights as a PyTorch state-dict file for the PyTorch programs (written once)."""
+    weights = tmp / "weights.pt"
+    if not weights.exists():
+        from jaxfuse import torch_io
+        torch_io.save_torch_checkpoint(model.params, weights)
+    return weights

@@ -66,6 +66,9 @@ def _torch(R: Results) -> dict:
             P.update({f"train_{kind}_{fmt}_s": t.s, f"train_{kind}_{fmt}_2000_steps_s": tr.torch_projected_s(fmt),
                       f"train_{kind}_{fmt}_times_s": t.times_s})
         P[f"train_{kind}_first_loss"] = tr.torch_first_loss
+        if tr.torch_own is not None:  # channels-last, its own process, glibc's malloc defaults
+            P.update({f"train_{kind}_channels_last_own_process_s": tr.torch_own.s,
+                      f"train_{kind}_channels_last_own_process_times_s": tr.torch_own.times_s})
     return P
 
 
@@ -82,6 +85,9 @@ def ratios(R: Results) -> dict:
             r[f"train_{kind}_vs_{fmt}_best"] = t.ratio_best[fmt]
         for fmt, x in t.xla_ratio.items():
             r[f"train_{kind}_xla_convs_vs_{fmt}"] = x
+        if t.ratio_own is not None:  # PyTorch channels-last in its own process, glibc's malloc defaults
+            r[f"train_{kind}_vs_channels_last_own_process"] = t.ratio_own
+            r[f"train_{kind}_vs_channels_last_own_process_best"] = t.ratio_own_best
     F = R.folder
     if getattr(F, "best", None) is not None and F.ratio("channels_last") is not None:
         r["tno_vs_channels_last"] = F.ratio("channels_last")

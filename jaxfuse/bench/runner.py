@@ -46,7 +46,7 @@ def run(cfg: BenchConfig) -> Results:
         printer.pair(R.pair, cfg, R.peak)
 
         section(printer.title("train", cfg))
-        R.train = train.time_train(cfg, R.model, side)
+        R.train = train.time_train(cfg, R.model, side, tmp=tmp)
         printer.train(R.train, cfg, R.peak)
 
         section(printer.title("kernels", cfg))

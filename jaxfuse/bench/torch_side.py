@@ -72,16 +72,19 @@ def torch_loss(kind: str):
 class TorchSide:
     """The PyTorch reference network with the benchmark's weights, in both memory formats."""
 
-    def __init__(self, params, threads: int):
+    def __init__(self, params, threads: int, *, state_dict=None, shared: bool | None = None):
+        """From jaxfuse ``params``, or (``params`` None) from a PyTorch ``state_dict`` and ``shared``."""
         import torch
 
         from jaxfuse import model, torch_io
         from jaxfuse.bench import torch_baseline as tr
         self.torch, self.tr = torch, tr
         torch.set_num_threads(threads)
-        self.shared = model.config_from_params(params).shared
-        self.state_dict = {k: torch.from_numpy(np.array(v))
-                           for k, v in torch_io.state_dict_from_params(params).items()}
+        if params is not None:
+            shared = model.config_from_params(params).shared
+            state_dict = {k: torch.from_numpy(np.array(v))
+                          for k, v in torch_io.state_dict_from_params(params).items()}
+        self.shared, self.state_dict = shared, state_dict
         self.formats = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
     def net(self, fmt: str, train: bool = False):

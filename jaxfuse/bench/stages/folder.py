@@ -10,7 +10,7 @@ import numpy as np
 
 from jaxfuse.bench.config import PROGRAMS, REPO, BenchConfig
 from jaxfuse.bench.inputs import load_gray, tno_pairs
-from jaxfuse.bench.process import ProcessRun, child_env, run_script
+from jaxfuse.bench.process import ProcessRun, child_env, run_script, torch_weights
 
 TORCH_FUSE = PROGRAMS / "torch_fuse.py"
 FORMATS = ("nchw", "channels_last")
@@ -87,10 +87,7 @@ def time_folder(cfg: BenchConfig, plan: FolderPlan, model, tmp: Path, on_run=Non
         return ["--pairs", plan.folder, "--out", out, "--no-progress", "--overwrite"] + model.checkpoint_args
 
     if cfg.use_torch:
-        weights = tmp / "weights.pt"
-        if not weights.exists():
-            from jaxfuse import torch_io
-            torch_io.save_torch_checkpoint(model.params, weights)
+        weights = torch_weights(model, tmp)
     outs = {}
     for r in range(cfg.tno_rounds):
         for name in names:
@@ -99,8 +96,10 @@ def time_folder(cfg: BenchConfig, plan: FolderPlan, model, tmp: Path, on_run=Non
                 res = run_script(REPO / "fuse.py", jax_args(out), tmp=tmp,
                                  env={**env, "JAX_COMPILATION_CACHE_DIR": str(tmp / f"xla_cache_{r}")})
             else:
+                # PyTorch as it runs out of the box: glibc's malloc defaults (see jaxfuse.allocator)
                 res = run_script(TORCH_FUSE, [plan.folder, out, weights, name[len("torch_"):], cfg.cores,
-                                              "1" if model.shared else "0"], tmp=tmp, env=env)
+                                              "1" if model.shared else "0"], tmp=tmp,
+                                 env={**env, "JAXFUSE_MALLOC": "default"})
             on_run(name, r, res)
             runs[name].append(res if res.ok else None)
             if res.ok:

@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from jaxfuse import allocator
 from jaxfuse.bench.config import REPO, BenchConfig
 from jaxfuse.bench.flops import ConvFlops, conv_flops
 from jaxfuse.bench.util import cpu_flags, cpu_model
@@ -29,6 +30,7 @@ class EnvInfo:
     jax_devices: list
     device_kind: str
     xla_flags: str
+    malloc: str = ""  # jaxfuse.allocator.describe()
     flax: str | None = None
     optax: str | None = None
     numpy: str | None = None
@@ -51,7 +53,8 @@ def environment(cfg: BenchConfig) -> EnvInfo:
         cpu_flags=cpu_flags(), cores_usable=cfg.cores, cpu_count=os.cpu_count(),
         loadavg_start=list(os.getloadavg()), jax=jax.__version__, jaxlib=jaxlib.__version__,
         jax_backend=jax.default_backend(), jax_devices=[str(d) for d in jax.devices()],
-        device_kind=jax.devices()[0].device_kind, xla_flags=os.environ.get("XLA_FLAGS", ""))
+        device_kind=jax.devices()[0].device_kind, xla_flags=os.environ.get("XLA_FLAGS", ""),
+        malloc=allocator.describe())
     for mod in ("flax", "optax", "numpy"):
         try:
             setattr(env, mod, __import__(mod).__version__)

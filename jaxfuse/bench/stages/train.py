@@ -6,9 +6,13 @@ import dataclasses
 import warnings
 
 from jaxfuse import conv_native
-from jaxfuse.bench.config import LOSSES, BenchConfig
+from jaxfuse.bench.config import LOSSES, PROGRAMS, BenchConfig
+from jaxfuse.bench.process import child_env, run_script, torch_weights
 from jaxfuse.bench.stages.pair import TorchTiming
 from jaxfuse.bench.util import interleaved, med, timed, xla_cost_flops
+
+
+TORCH_TRAIN = PROGRAMS / "torch_train.py"
 
 
 @dataclasses.dataclass
@@ -33,6 +37,11 @@ class TrainTiming:
     xla_s: float | None = None        # with the oneDNN kernels on: the XLA-convolution step's median
     xla_times_s: list = dataclasses.field(default_factory=list)
     xla_ratio: dict = dataclasses.field(default_factory=dict)   # fmt → XLA-path step / PyTorch
+    # PyTorch channels-last in a process of its own with glibc's malloc defaults (as it runs out of
+    # the box; in this process it shares jaxfuse.allocator's settings), and JAX / that
+    torch_own: TorchTiming | None = None
+    ratio_own: float | None = None
+    ratio_own_best: float | None = None
 
     @property
     def compile_s(self) -> float:
@@ -64,8 +73,27 @@ def _xla_step(tcfg, params, img):
     return step
 
 
-def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES) -> dict:
-    """``{loss: TrainTiming}`` at ``cfg.train_size``², starting from the benchmark's weights."""
+def _torch_own_process(cfg: BenchConfig, model, tmp, kind: str, lr: float):
+    """Every timed step (seconds) of PyTorch channels-last in a fresh process with
+    glibc's malloc defaults; None (and a printed line) if it failed."""
+    import json
+
+    res = run_script(TORCH_TRAIN, [torch_weights(model, tmp), "channels_last", kind, cfg.cores,
+                                   cfg.reps_for(kind), cfg.train_size, lr, "1" if model.shared else "0"],
+                     tmp=tmp, env=child_env(JAXFUSE_MALLOC="default"))
+    if not res.ok:
+        print(f"PyTorch in its own process failed: {res.error_tail(300)}")
+        return None
+    d = json.loads(res.stdout.strip().splitlines()[-1])
+    return d["times_s"]
+
+
+def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES, tmp=None) -> dict:
+    """``{loss: TrainTiming}`` at ``cfg.train_size``², starting from the benchmark's weights.
+
+    With ``torch_side`` and ``tmp`` (a scratch folder), PyTorch channels-last is
+    also timed in a process of its own with glibc's malloc defaults.
+    """
     import jax
 
     from jaxfuse import training
@@ -119,5 +147,9 @@ def time_train(cfg: BenchConfig, model, torch_side=None, losses=LOSSES) -> dict:
                 if res.xla_s is not None:
                     res.xla_ratio[fmt] = res.xla_s / tm
             res.torch_first_loss = tl["channels_last"][0]
+            own = _torch_own_process(cfg, model, tmp, kind, tcfg.lr) if tmp is not None else None
+            if own:
+                res.torch_own = TorchTiming(s=med(own), gflops=flops / med(own) / 1e9, times_s=own)
+                res.ratio_own, res.ratio_own_best = m["jax"] / med(own), min(t["jax"]) / min(own)
         out[kind] = res
     return out
