@@ -1,7 +1,10 @@
 """jaxfuse: Res2NetFuse infrared/visible image fusion in JAX and Flax."""
 
-from jaxfuse import allocator as _allocator
+import os as _os
 
-_allocator.configure()  # before JAX starts its threads; see jaxfuse.allocator
+if _os.environ.get("JAXFUSE_MALLOC", "").lower() == "on":  # before JAX starts; see jaxfuse.allocator
+    from jaxfuse import allocator as _allocator
+
+    _allocator.configure()
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from jaxfuse import __version__, checkpoint, conv_native, io, losses, model, runs, xla
+from jaxfuse import __version__, allocator, checkpoint, conv_native, io, losses, model, runs, xla
 from jaxfuse.cli import progress_bar
 from jaxfuse.errors import JaxfuseError
 
@@ -359,6 +359,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
         "train_seconds": seconds,
         "backend": jax.default_backend(),
         "convolutions": conv_native.describe(),
+        "malloc": allocator.describe(),
         "checkpoint": str(ckdir / str(config.steps)),
     }
     if dataset is not None:

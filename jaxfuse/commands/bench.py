@@ -33,6 +33,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from jaxfuse import allocator
+    allocator.configure()  # the train stage's malloc settings, before JAX starts (jaxfuse.allocator)
     from jaxfuse.bench import BenchConfig, run
     cfg = BenchConfig.from_flags(quick=args.quick, no_torch=args.no_torch, tno=args.tno, json=args.json)
     if not args.no_torch and not cfg.use_torch:

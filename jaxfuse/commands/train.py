@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from jaxfuse import allocator
 from jaxfuse.cli import ArgumentParser, run_main
 
 PROG = "jaxfuse train"
@@ -94,6 +95,7 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.configure()  # before JAX starts its threads: reused step buffers (jaxfuse.allocator)
     p = build_parser()
     args = p.parse_args(argv)
     if args.resume and args.overwrite:

@@ -4,7 +4,7 @@
 
 The benchmark runs it with ``JAXFUSE_MALLOC=default``, so glibc's malloc keeps
 its defaults (in the benchmark's own process PyTorch shares the settings
-``import jaxfuse`` applies). The network and losses are those of
+``python -m jaxfuse.bench`` applies first thing, as ``train.py`` does). The network and losses are those of
 :class:`jaxfuse.bench.torch_side.TorchSide`; prints one JSON line: the
 allocator in use, the first loss and every timed step in seconds.
 """
