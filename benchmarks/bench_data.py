@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from jaxfuse import data  # noqa: E402
+from jaxfuse import allocator, data  # noqa: E402
+
+allocator.configure()  # as train.py does, before JAX starts its threads (jaxfuse.allocator)
 
 ROADSCENE = ROOT.parent / "shared" / "data" / "roadscene_train" / "vis"
 PAPER_IMAGES, PAPER_EPOCHS, PAPER_BATCH = 80_000, 4, 4
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
         sources, what = args.images, None
     dataset = data.scan(sources)
     print(f"images: {len(dataset)} ({len(dataset.skipped)} skipped); batch {args.batch}, "
-          f"{args.size}×{args.size}; {os.cpu_count()} CPU(s), backend {jax.default_backend()}")
+          f"{args.size}×{args.size}; {os.cpu_count()} CPU(s), backend {jax.default_backend()}; malloc: {allocator.describe()}")
     rates = {}
     for augment in data.AUGMENTS:
         rates[augment] = _pipeline_rate(dataset, args.batch, args.size, augment, args.batches,
