@@ -106,7 +106,8 @@ def measured_cause(key: str, R: Results) -> str | None:
         return (f"{PAIR_SPEEDUP}× PyTorch channels-last needs the whole network at {need:.0f} GFLOP/s; "
                 f"JAX runs it at {p.network_gflops:.0f}, and its best layer (3×3 64→64, "
                 f"{R.model.flops.big_layer_share:.0%} of the FLOPs) alone at {best:.0f} (PyTorch's "
-                f"oneDNN: {k.torch_gflops:.0f}); the 16- and 32-channel layers run far below that")
+                f"oneDNN: {k.torch_gflops:.0f}); the 16- and 32-channel layers run far below that"
+                + _beyond_peak(need, best, R))
     F = R.folder
     if key in ("tno_vs_channels_last", "tno_vs_nchw") and getattr(F, "best", None) is not None:
         speedup = R.pair.speedup.get("channels_last", float("nan"))
@@ -134,3 +135,14 @@ def measured_cause(key: str, R: Results) -> str | None:
                          f"layers and the rest of the step")
         return text
     return None
+
+
+def _beyond_peak(need: float, best_layer: float, R: Results) -> str:
+    """What the needed rate means against this CPU's own limits, where it is out of reach."""
+    peak = R.peak
+    if not (peak and need > best_layer):
+        return ""
+    bound = best_layer / R.pair.torch["channels_last"].gflops
+    return (f". Out of reach in float32 on this CPU: the needed {need:.0f} GFLOP/s is "
+            f"{need / peak:.1f}× the measured matmul peak ({peak:.0f}); with every layer as fast as the "
+            f"best one, the pair would be {bound:.2f}× faster than PyTorch channels-last at most")
