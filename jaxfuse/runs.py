@@ -69,10 +69,18 @@ def plot_curves(history: dict, path: Path, panels) -> None:
     plt.close(fig)
 
 
-def check_workdir(workdir: Path) -> None:
-    """Raises JaxfuseError if ``workdir`` exists and is not a folder."""
+def check_workdir(workdir: Path, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Raises JaxfuseError if ``workdir`` exists and is not a folder, or holds a run
+    that neither ``resume`` nor ``overwrite`` allows (as :func:`open_run` would, but
+    before a trainer spends time on its data)."""
     if workdir.exists() and not workdir.is_dir():
         raise JaxfuseError(workdir, "{workdir} exists and is not a folder", settings=("workdir",))
+    _refuse_existing(workdir / "checkpoints", resume, overwrite)
+
+
+def _refuse_existing(ckdir: Path, resume: bool, overwrite: bool) -> None:
+    if not (resume or overwrite) and checkpoint.step_folders(ckdir):
+        raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
 
 
 def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite: bool,
@@ -89,8 +97,7 @@ def open_run(workdir: Path, ident: dict, steps: int, *, resume: bool, overwrite:
     ckdir = workdir / "checkpoints"
     has_ckpt = bool(checkpoint.step_folders(ckdir))
     if has_ckpt and not resume:
-        if not overwrite:
-            raise JaxfuseError(ckdir, "already holds a training run", hint="resume")
+        _refuse_existing(ckdir, resume, overwrite)
         if primary:
             shutil.rmtree(ckdir)
         has_ckpt = False

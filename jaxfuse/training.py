@@ -230,7 +230,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, resume: bool = False,
     if keep_checkpoints < 0:
         raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
-    runs.check_workdir(workdir)
+    runs.check_workdir(workdir, resume=resume, overwrite=overwrite)
     procs, proc = jax.process_count(), jax.process_index()
     say = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
     dataset = None

@@ -283,6 +283,15 @@ def test_folder_training_writes_a_checkpoint_fuse_uses(straight, tmp_path):
     assert np.asarray(Image.open(tmp_path / "out" / "a.png")).shape == (20, 24)
 
 
+def test_an_existing_run_is_refused_before_the_folder_is_read(straight):
+    # the folder holds four bad files: reading it would warn about each one first
+    w, src, _ = straight
+    r = _train("--images", src, "--epochs", "2", "--workdir", w, "--checkpoint-every", "2", *ARGS, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"error: {w / 'checkpoints'}: already holds a training run; "
+                                "pass --resume to continue it or --overwrite to start again"), r.stderr
+
+
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(straight, tmp_path):
     from test_kill_resume import _assert_trees_equal, _steps, kill_when
     w0, src, _ = straight

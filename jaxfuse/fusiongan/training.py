@@ -193,7 +193,7 @@ def train_and_evaluate(config: GANConfig, workdir, *, resume: bool = False,
     if keep_checkpoints < 0:
         raise _bad("keep_checkpoints", f"must be 0 (keep all) or positive, got {keep_checkpoints}")
     workdir = Path(workdir)
-    runs.check_workdir(workdir)
+    runs.check_workdir(workdir, resume=resume, overwrite=overwrite)
     data = load_pair_patches(config.pairs_dataset, patch=config.patch)
     per_epoch = len(data) // config.batch
     if per_epoch < 1:
