@@ -118,7 +118,8 @@ def main(argv=None) -> int:
         sources, what = args.images, None
     dataset = data.scan(sources)
     print(f"images: {len(dataset)} ({len(dataset.skipped)} skipped); batch {args.batch}, "
-          f"{args.size}×{args.size}; {os.cpu_count()} CPU(s), backend {jax.default_backend()}; malloc: {allocator.describe()}")
+          f"{args.size}×{args.size}; {os.cpu_count()} CPU(s), backend {jax.default_backend()}; "
+          f"malloc: {allocator.describe()}")
     rates = {}
     for augment in data.AUGMENTS:
         rates[augment] = _pipeline_rate(dataset, args.batch, args.size, augment, args.batches,

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxfuse import conv_native
+from jaxfuse import conv_layouts, conv_native
 
 needs_native = pytest.mark.skipif(not conv_native.available(),
                                   reason=f"{conv_native.unavailable_reason()}")
@@ -514,7 +514,7 @@ def test_fusiongan_generator_equals_the_lax_path(rng):
 def test_both_wide_weight_gradient_layouts_match_lax(rng, layout, monkeypatch, request):
     """Whichever layout the machine picks for wide layers' weight gradients, the
     numbers are lax's; and the call really carries that layout."""
-    monkeypatch.setitem(conv_native._state, "wide_layout", layout)
+    monkeypatch.setitem(conv_layouts._state, "wide_layout", layout)
     conv_native._native_bwd_weights.cache_clear()  # its traced calls keep their attributes
     request.addfinalizer(conv_native._native_bwd_weights.cache_clear)
     for ci, co, k, padding in [(64, 64, 3, "SAME"), (192, 64, 3, "REFLECT"), (64, 32, 3, "SAME")]:
@@ -529,12 +529,12 @@ def test_both_wide_weight_gradient_layouts_match_lax(rng, layout, monkeypatch, r
 def test_wide_layout_is_measured_once_per_machine_then_kept(tmp_path, monkeypatch):
     import json
     path = tmp_path / "layouts.json"
-    monkeypatch.setattr(conv_native, "_layouts_path", lambda: path)
+    monkeypatch.setattr(conv_layouts, "_layouts_path", lambda: path)
     monkeypatch.delenv("JAXFUSE_CONV_LAYOUT", raising=False)
-    monkeypatch.delitem(conv_native._state, "wide_layout", raising=False)
+    monkeypatch.delitem(conv_layouts._state, "wide_layout", raising=False)
     measured = []
-    real = conv_native._time_layouts
-    monkeypatch.setattr(conv_native, "_time_layouts", lambda: measured.append(1) or real(reps=2))
+    real = conv_layouts._time_layouts
+    monkeypatch.setattr(conv_layouts, "_time_layouts", lambda **kw: measured.append(1) or real(reps=2, **kw))
     first = conv_native.wide_weight_grad_layout()
     assert first in (1, 2) and measured == [1]
     (entry,) = json.loads(path.read_text()).values()
@@ -543,9 +543,9 @@ def test_wide_layout_is_measured_once_per_machine_then_kept(tmp_path, monkeypatc
     # a later process reads the file and measures nothing; the file decides
     other = 3 - first
     path.write_text(json.dumps({k: {**v, "layout": other} for k, v in json.loads(path.read_text()).items()}))
-    monkeypatch.delitem(conv_native._state, "wide_layout")
+    monkeypatch.delitem(conv_layouts._state, "wide_layout")
     assert conv_native.wide_weight_grad_layout() == other and measured == [1]
     # the environment overrides both
-    monkeypatch.delitem(conv_native._state, "wide_layout")
+    monkeypatch.delitem(conv_layouts._state, "wide_layout")
     monkeypatch.setenv("JAXFUSE_CONV_LAYOUT", str(first))
     assert conv_native.wide_weight_grad_layout() == first and measured == [1]
